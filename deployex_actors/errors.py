@@ -1,0 +1,54 @@
+"""Typed errors an operator can act on.
+
+Every error that crosses a boundary (YAML, bucket, tarball, secrets, state) is a `DeployexError`
+whose `str()` is one line that says what failed and what to do. Front ends print that line; actors
+log it once and show it in status. Secrets never appear in these messages.
+"""
+
+
+class DeployexError(Exception):
+    """Base class: the message is complete and safe to show to an operator."""
+
+
+class ConfigError(DeployexError):
+    """The YAML configuration cannot be used. `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class ReleaseError(DeployexError):
+    """A release bucket operation failed."""
+
+
+class BucketUnreachable(ReleaseError):
+    """The bucket itself could not be reached (network, credentials, missing bucket)."""
+
+
+class CurrentJsonMissing(ReleaseError):
+    """No current.json exists for the app in this account."""
+
+
+class CurrentJsonInvalid(ReleaseError):
+    """current.json exists but is not a valid release descriptor."""
+
+
+class TarballMissing(ReleaseError):
+    """The tarball named by a version is not in the bucket."""
+
+
+class TarballCorrupt(ReleaseError):
+    """The tarball cannot be read as a gzip tar archive."""
+
+
+class UnpackRefused(ReleaseError):
+    """A tarball entry would write outside its folder or is of a refused kind."""
+
+
+class SecretsError(DeployexError):
+    """Secrets could not be loaded."""
+
+
+class StateError(DeployexError):
+    """The durable state (SQLite) could not be opened or migrated."""
