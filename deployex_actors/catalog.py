@@ -155,3 +155,8 @@ class Catalog:
         return sorted(
             p.name for p in folder.iterdir() if p.is_dir() and app_of_sname(p.name) == app
         )
+
+
+def tls_dist_optfile(var_path: Path) -> Path:
+    """The `-ssl_dist_optfile` DeployEx writes for itself and its replicas."""
+    return var_path / "inet_tls.conf"

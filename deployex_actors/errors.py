@@ -52,3 +52,31 @@ class SecretsError(DeployexError):
 
 class StateError(DeployexError):
     """The durable state (SQLite) could not be opened or migrated."""
+
+
+class BeamError(DeployexError):
+    """Talking to a BEAM node over Erlang distribution failed."""
+
+
+class NodeNotFound(BeamError):
+    """EPMD on the node's host does not know the node (not started, or already gone)."""
+
+
+class HandshakeFailed(BeamError):
+    """The distribution handshake failed (wrong cookie, TLS refused, protocol mismatch)."""
+
+
+class NodeDown(BeamError):
+    """The connection to the node is lost: the node died, or stopped answering ticks."""
+
+
+class RpcTimeout(BeamError):
+    """An rpc got no reply within its timeout; the connection itself may be fine."""
+
+
+class BadRpc(BeamError):
+    """The node answered an rpc with `{badrpc, Reason}`; `reason` is the decoded term."""
+
+    def __init__(self, message: str, reason: object = None) -> None:
+        super().__init__(message)
+        self.reason = reason

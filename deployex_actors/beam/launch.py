@@ -1,0 +1,168 @@
+"""How each language's replica is started, and how a remote shell reaches it.
+
+    elixir  current/bin/{app} start         RELEASE_NODE, RELEASE_DISTRIBUTION=sname,
+                                            RELEASE_COOKIE; TLS flags in ELIXIR_ERL_OPTIONS
+    erlang  current/bin/{app} foreground    RELX_REPLACE_OS_VARS=true, RELEASE_NODE,
+                                            RELEASE_COOKIE, RELEASE_SSL_OPTIONS (vm.args
+                                            placeholders ${RELEASE_NODE} ... expand them)
+    gleam   erl -pa current/erlang-shipment/*/ebin -eval '{app}@@main:run({app})'
+                -noshell -sname {sname} -setcookie {cookie} [TLS flags]
+
+Every replica gets a cleaned environment: DeployEx's own RELEASE_*, BINDIR, ROOTDIR, EMU,
+PROGNAME and ELIXIR_ERL_OPTIONS are removed (they would leak into the release scripts), then the
+YAML `env` and the port variables are exported.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deployex_actors.catalog import node_name
+from deployex_actors.errors import DeployexError
+
+LEAKY_PREFIXES = ("RELEASE_", "RELX_")
+LEAKY_NAMES = ("BINDIR", "ROOTDIR", "EMU", "PROGNAME", "ELIXIR_ERL_OPTIONS", "ERL_FLAGS")
+GLEAM_SHIPMENT = "erlang-shipment"
+
+
+@dataclass(frozen=True)
+class Replica:
+    """Everything needed to start one replica of an app from its unpacked release."""
+
+    app: str
+    language: str
+    sname: str
+    release_dir: Path  # the replica's current/ folder
+    cookie: str
+    ports: Mapping[str, int] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    tls_optfile: Path | None = None  # -ssl_dist_optfile, when distribution uses mutual TLS
+
+    @property
+    def node(self) -> str:
+        return node_name(self.sname)
+
+    @property
+    def tls_flags(self) -> list[str]:
+        if self.tls_optfile is None:
+            return []
+        return ["-proto_dist", "inet_tls", "-ssl_dist_optfile", str(self.tls_optfile)]
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+
+
+def clean_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """DeployEx's environment without what would confuse a release script."""
+    return {
+        key: value
+        for key, value in base.items()
+        if not key.startswith(LEAKY_PREFIXES) and key not in LEAKY_NAMES
+    }
+
+
+def _replica_environment(replica: Replica, base: Mapping[str, str]) -> dict[str, str]:
+    env = clean_environment(base)
+    env.update(replica.env)
+    env.update({key: str(port) for key, port in replica.ports.items()})
+    return env
+
+
+def executable(replica: Replica) -> Path:
+    """The file or folder that must exist after unpacking for the replica to start."""
+    if replica.language == "gleam":
+        return replica.release_dir / GLEAM_SHIPMENT
+    return replica.release_dir / "bin" / replica.app
+
+
+def start_command(replica: Replica, base_env: Mapping[str, str] | None = None) -> Command:
+    """argv, environment and working folder that start the replica in the foreground."""
+    env = _replica_environment(replica, os.environ if base_env is None else base_env)
+    flags = " ".join(replica.tls_flags)
+    if replica.language == "elixir":
+        env.update(
+            RELEASE_NODE=replica.sname,
+            RELEASE_DISTRIBUTION="sname",
+            RELEASE_COOKIE=replica.cookie,
+        )
+        if flags:
+            env["ELIXIR_ERL_OPTIONS"] = flags
+        argv = [str(executable(replica)), "start"]
+    elif replica.language == "erlang":
+        env.update(
+            RELX_REPLACE_OS_VARS="true",
+            RELEASE_NODE=replica.sname,
+            RELEASE_COOKIE=replica.cookie,
+            RELEASE_SSL_OPTIONS=flags,
+        )
+        argv = [str(executable(replica)), "foreground"]
+    elif replica.language == "gleam":
+        argv = [
+            _system_erl(),
+            "-pa",
+            *map(str, _gleam_code_paths(replica)),
+            "-eval",
+            f"{replica.app}@@main:run({replica.app})",
+            "-noshell",
+            "-sname",
+            replica.sname,
+            "-setcookie",
+            replica.cookie,
+            *replica.tls_flags,
+        ]
+    else:
+        raise DeployexError(f"language {replica.language!r} is not supported")
+    return Command(argv, env, replica.release_dir)
+
+
+def remote_shell_command(replica: Replica, base_env: Mapping[str, str] | None = None) -> Command:
+    """An interactive shell attached to the running replica (needs a terminal)."""
+    env = _replica_environment(replica, os.environ if base_env is None else base_env)
+    if replica.language == "elixir":
+        env.update(
+            RELEASE_NODE=replica.sname,
+            RELEASE_DISTRIBUTION="sname",
+            RELEASE_COOKIE=replica.cookie,
+        )
+        if replica.tls_flags:
+            env["ELIXIR_ERL_OPTIONS"] = " ".join(replica.tls_flags)
+        return Command([str(executable(replica)), "remote"], env, replica.release_dir)
+    erl = _release_erl(replica) if replica.language == "erlang" else _system_erl()
+    argv = [
+        erl,
+        "-remsh",
+        replica.node,
+        "-sname",
+        f"remsh{secrets.token_hex(3)}",
+        "-hidden",
+        "-setcookie",
+        replica.cookie,
+        *replica.tls_flags,
+    ]
+    return Command(argv, env, replica.release_dir)
+
+
+def _gleam_code_paths(replica: Replica) -> list[Path]:
+    shipment = replica.release_dir / GLEAM_SHIPMENT
+    return sorted(p for p in shipment.glob("*/ebin") if p.is_dir())
+
+
+def _system_erl() -> str:
+    erl = shutil.which("erl")
+    if erl is None:
+        raise DeployexError("gleam replicas need Erlang's `erl` on PATH, and none was found")
+    return erl
+
+
+def _release_erl(replica: Replica) -> str:
+    found = sorted(replica.release_dir.glob("erts-*/bin/erl"))
+    return str(found[-1]) if found else _system_erl()
