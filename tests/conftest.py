@@ -50,3 +50,6 @@ def gcs_env(monkeypatch: pytest.MonkeyPatch, gcs_emulator: Server) -> Server:
     """Point google-cloud-storage at the emulator for one test."""
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.url)
     return gcs_emulator
+
+
+from tests.beam_fixtures import beam_nodes, release_dist  # noqa: E402, F401
