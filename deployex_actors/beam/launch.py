@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -166,3 +167,36 @@ def _system_erl() -> str:
 def _release_erl(replica: Replica) -> str:
     found = sorted(replica.release_dir.glob("erts-*/bin/erl"))
     return str(found[-1]) if found else _system_erl()
+
+
+def pre_command(replica: Replica, text: str, base_env: Mapping[str, str] | None = None) -> Command:
+    """What a `pre_commands` entry of current.json runs, before the replica starts.
+
+    elixir: `bin/{app} <text>`, as upstream (e.g. `eval MyApp.Release.migrate`);
+    erlang, gleam: `eval EXPR` evaluates EXPR in a fresh VM that has the release's code on its
+    path (the release's own ERTS for erlang, the system `erl` for gleam) and halts; any other
+    text is a program of the release (e.g. `bin/migrate --all`) with its arguments.
+    All of them get the replica's environment and run in its release folder.
+    """
+    env = _replica_environment(replica, os.environ if base_env is None else base_env)
+    words = shlex.split(text)
+    if not words:
+        raise DeployexError("empty pre-command")
+    if replica.language == "elixir":
+        env.update(RELEASE_NODE=f"pre{secrets.token_hex(3)}", RELEASE_COOKIE=replica.cookie)
+        env["RELEASE_DISTRIBUTION"] = "none"
+        return Command([str(executable(replica)), *words], env, replica.release_dir)
+    if words[0] == "eval":
+        expression = text.strip()[len("eval") :].strip().rstrip(".")
+        if replica.language == "erlang":
+            root = replica.release_dir
+            erl = _release_erl(replica)
+            paths = sorted(map(str, root.glob("lib/*/ebin")))
+            boot = root / "bin" / "no_dot_erlang"
+            boot_args = ["-boot", str(boot)] if boot.with_suffix(".boot").exists() else []
+        else:
+            erl, paths, boot_args = _system_erl(), list(map(str, _gleam_code_paths(replica))), []
+        argv = [erl, *boot_args, "-noshell", "-pa", *paths, "-eval", f"{expression}, halt()."]
+        return Command(argv, env, replica.release_dir)
+    program = replica.release_dir / words[0]
+    return Command([str(program), *words[1:]], env, replica.release_dir)
