@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from deployex_actors.beam.launch import Replica, start_command
 from tests.servers import LOOPBACK, free_port
 
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
@@ -206,49 +207,32 @@ def unique_sname() -> str:
     return f"t{os.getpid()}x{next(_sname_counter)}"
 
 
-def short_hostname() -> str:
-    return socket.gethostname().split(".")[0]
-
-
 @dataclass(frozen=True)
 class NodeSpec:
-    """Everything needed to start one fixture release as a node, the way DeployEx would."""
+    """One fixture release to run as a node: a `launch.Replica` plus the port it answers on."""
 
-    app: str
-    root: Path  # the unpacked tarball (for Gleam, the folder holding erlang-shipment/)
-    sname: str
-    cookie: str
+    replica: Replica
     port: int
-    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def app(self) -> str:
+        return self.replica.app
+
+    @property
+    def root(self) -> Path:
+        return self.replica.release_dir
+
+    @property
+    def sname(self) -> str:
+        return self.replica.sname
+
+    @property
+    def cookie(self) -> str:
+        return self.replica.cookie
 
     @property
     def node(self) -> str:
-        return f"{self.sname}@{short_hostname()}"
-
-
-def start_command(spec: NodeSpec) -> tuple[list[str], dict[str, str]]:
-    """argv and environment for the spec's language, as in DESIGN.md section 4."""
-    language = LANGUAGES[spec.app]
-    base = {"PORT": str(spec.port), **spec.env}
-    if language == "erlang":
-        node_env = {
-            "RELX_REPLACE_OS_VARS": "true",
-            "RELEASE_NODE": spec.sname,
-            "RELEASE_COOKIE": spec.cookie,
-            "RELEASE_SSL_OPTIONS": "",
-        }
-        return [str(spec.root / "bin" / spec.app), "foreground"], clean_env(base | node_env)
-    if language == "elixir":
-        node_env = {
-            "RELEASE_NODE": spec.sname,
-            "RELEASE_DISTRIBUTION": "sname",
-            "RELEASE_COOKIE": spec.cookie,
-        }
-        return [str(spec.root / "bin" / spec.app), "start"], clean_env(base | node_env)
-    ebins = sorted(str(p) for p in (spec.root / "erlang-shipment").glob("*/ebin"))
-    argv = ["erl", "-pa", *ebins, "-eval", f"{spec.app}@@main:run({spec.app})", "-noshell"]
-    argv += ["-sname", spec.sname, "-setcookie", spec.cookie]
-    return argv, clean_env(base)
+        return self.replica.node
 
 
 @dataclass(frozen=True)
@@ -265,12 +249,13 @@ class RunningNode:
 
 def start_node(spec: NodeSpec, log: Path) -> RunningNode:
     """Start the node in its own session with stdout and stderr in `log`; stop it with stop_node."""
-    argv, env = start_command(spec)
+    # Started exactly as DeployEx starts a replica (deployex_actors.beam.launch).
+    command = start_command(spec.replica, clean_env())
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            argv,
-            cwd=spec.root,
-            env=env,
+            command.argv,
+            cwd=command.cwd,
+            env=command.env,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -362,12 +347,27 @@ class NodeLauncher:
         self.workdir = workdir
         self.nodes: list[RunningNode] = []
 
-    def start(self, app: str, vsn: str, env: Mapping[str, str] | None = None) -> RunningNode:
+    def start(
+        self,
+        app: str,
+        vsn: str,
+        env: Mapping[str, str] | None = None,
+        tls_optfile: Path | None = None,
+    ) -> RunningNode:
         sname = unique_sname()
         root = unpack(self.dist.tarball(app, vsn), self.workdir / sname)
-        spec = NodeSpec(
-            app, root, sname, cookie=secrets.token_hex(8), port=free_port(), env=env or {}
+        port = free_port()
+        replica = Replica(
+            app=app,
+            language=LANGUAGES[app],
+            sname=sname,
+            release_dir=root,
+            cookie=secrets.token_hex(8),
+            ports={"PORT": port},
+            env=env or {},
+            tls_optfile=tls_optfile,
         )
+        spec = NodeSpec(replica, port)
         node = start_node(spec, self.workdir / f"{sname}.log")
         self.nodes.append(node)
         return node
