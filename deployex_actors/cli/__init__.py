@@ -13,10 +13,20 @@ import sys
 from collections.abc import Sequence
 
 from deployex_actors import __version__
-from deployex_actors.cli import bucket, check_config, hash_password
+from deployex_actors.cli import (
+    bucket,
+    check_config,
+    events,
+    hash_password,
+    restart,
+    run,
+    shell,
+    status,
+    versions,
+)
 from deployex_actors.errors import DeployexError
 
-COMMANDS = (check_config, hash_password, bucket)
+COMMANDS = (run, status, restart, versions, events, shell, check_config, hash_password, bucket)
 PROG = "deployex"
 
 

@@ -191,6 +191,10 @@ class _Reader:
             "release_bucket": self.take(top, "", "release_bucket", str, None),
             "release_endpoint_url": self.take(top, "", "release_endpoint_url", str, None),
             "secrets_endpoint_url": self.take(top, "", "secrets_endpoint_url", str, None),
+            "actor_system_port": self.take(
+                top, "", "actor_system_port", int, 1901, minimum=1, maximum=65535
+            ),
+            "multi_host": self.take(top, "", "multi_host", bool, False),
             "secrets_path": self.take(top, "", "secrets_path", str, None),
             "aws_region": self.take(top, "", "aws_region", str, None),
             "google_credentials": self.take(top, "", "google_credentials", str, None),

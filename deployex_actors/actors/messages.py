@@ -1,0 +1,226 @@
+"""Every message the actors exchange, as small frozen dataclasses (pickled by thespian).
+
+Requests that expect an answer carry a `request_id` and a `reply_to` address, so a reply can be
+sent from whichever actor finally serves it, and an external caller can match it to its request
+(thespian's `ask()` returns the next message, whatever it answers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployex_actors.config import Config
+from deployex_actors.core.status import AppSnapshot, ReplicaSnapshot
+
+# -- generic -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    request_id: str
+    value: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Journal:
+    """A journal entry for Storage to persist (deployments, crashes, operator actions...)."""
+
+    kind: str
+    message: str
+    actor: str
+    app: str | None = None
+    sname: str | None = None
+
+
+# -- launcher and clients -> root ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Boot:
+    request_id: str
+    config: Config
+    cookie: str
+    tls_optfile: str | None = None
+
+
+@dataclass(frozen=True)
+class Ping:
+    request_id: str
+
+
+@dataclass(frozen=True)
+class StopReplicas:
+    """Stop every replica (a deliberate `deployex run` shutdown); replied to when all are down."""
+
+    request_id: str
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    request_id: str
+
+
+@dataclass(frozen=True)
+class VersionsQuery:
+    request_id: str
+    app: str
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class EventsQuery:
+    request_id: str
+    app: str | None = None
+    kind: str | None = None
+    limit: int = 100
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class RestartCommand:
+    """Forced restart of one replica, or of every replica of the app when `sname` is None."""
+
+    request_id: str
+    app: str
+    sname: str | None = None
+    actor: str = "operator"
+    reply_to: Any = None
+
+
+# -- root -> children ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartStorage:
+    config: Config
+
+
+@dataclass(frozen=True)
+class StartDeployer:
+    config: Config
+    app: str
+    cookie: str
+    storage: Any
+    tls_optfile: str | None = None
+
+
+@dataclass(frozen=True)
+class StorageMoved:
+    """Storage was restarted and has a new address."""
+
+    storage: Any
+
+
+# -- deployer <-> storage ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadCurrent:
+    app: str
+
+
+@dataclass(frozen=True)
+class CurrentRead:
+    app: str
+    version: str | None = None
+    hash: str | None = None
+    pre_commands: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PrepareRelease:
+    """Download the version's tarball and unpack it as the sname's `current/` folder."""
+
+    app: str
+    sname: str
+    version: str
+
+
+@dataclass(frozen=True)
+class ReleasePrepared:
+    app: str
+    sname: str
+    version: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordVersion:
+    app: str
+    sname: str
+    version: str
+    hash: str | None = None
+    pre_commands: tuple[str, ...] = ()
+    kind: str = "full_deployment"
+
+
+# -- deployer <-> monitor ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """What a Monitor needs to run (or adopt) one replica."""
+
+    config: Config
+    app: str
+    sname: str
+    version: str
+    slot: int
+    cookie: str
+    pre_commands: tuple[str, ...] = ()
+    tls_optfile: str | None = None
+    adopt_only: bool = False  # True: adopt from the pidfile, never start a new process
+    crash_restarts: int = 0  # counters carried over when a Monitor is replaced
+    forced_restarts: int = 0
+
+
+@dataclass(frozen=True)
+class StartReplica:
+    spec: ReplicaSpec
+
+
+@dataclass(frozen=True)
+class ForceRestart:
+    actor: str = "operator"
+    reason: str = "restart requested"
+
+
+@dataclass(frozen=True)
+class StopReplica:
+    reason: str = "stop requested"
+
+
+@dataclass(frozen=True)
+class ReplicaChanged:
+    snapshot: ReplicaSnapshot
+
+
+@dataclass(frozen=True)
+class ReplicaStopped:
+    sname: str
+
+
+@dataclass(frozen=True)
+class AppChanged:
+    snapshot: AppSnapshot
+
+
+@dataclass(frozen=True)
+class AdoptionFailed:
+    """The Monitor was asked to adopt, and the recorded process is gone."""
+
+    sname: str
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A wakeup payload: `kind` says what to do, `generation` lets stale timers be ignored."""
+
+    kind: str
+    key: str = ""
+    generation: int = 0
+    data: dict[str, Any] = field(default_factory=dict)

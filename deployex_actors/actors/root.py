@@ -1,0 +1,151 @@
+"""The root supervisor, globalName "deployex": Storage, one Deployer per app, and the status
+cache the front ends read.
+
+Later children (Watchdog, Logs, Web) take their places in `CHILDREN` beside Storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from deployex_actors import __version__
+from deployex_actors.actors.messages import (
+    AppChanged,
+    Boot,
+    EventsQuery,
+    Journal,
+    Ping,
+    Reply,
+    RestartCommand,
+    StartDeployer,
+    StartStorage,
+    StatusQuery,
+    StopReplicas,
+    StorageMoved,
+    VersionsQuery,
+)
+from deployex_actors.actors.supervisor import ChildSpec, Supervisor
+from deployex_actors.catalog import short_hostname
+from deployex_actors.core.status import AppSnapshot, DeployexSnapshot
+
+log = logging.getLogger(__name__)
+GLOBAL_NAME = "deployex"
+STORAGE = ChildSpec("storage", "deployex_actors.actors.storage.Storage")
+DEPLOYER_CLASS = "deployex_actors.actors.deployer.Deployer"
+
+
+def deployer_name(app: str) -> str:
+    return f"deployer:{app}"
+
+
+class Root(Supervisor):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.boot: Boot | None = None
+        self.apps: dict[str, AppSnapshot] = {}
+        self.started_at = time.time()
+        self.stopping: dict[str, Any] = {}  # request id -> (launcher's request, apps left)
+
+    def receiveMsg_Boot(self, message: Boot, sender: Any) -> None:
+        if self.boot is None:
+            self.boot = message
+            self.start_child(STORAGE)
+            for app in message.config.applications:
+                self.apps[app.name] = AppSnapshot(app.name, app.language, app.replicas)
+                self.start_child(ChildSpec(deployer_name(app.name), DEPLOYER_CLASS))
+            self._journal("deployex_started", f"DeployEx {__version__} started (pid {os.getpid()})")
+        self.send(sender, Reply(message.request_id, "booted"))
+
+    def init_message(self, name: str) -> Any:
+        config = self.boot.config
+        if name == STORAGE.name:
+            return StartStorage(config)
+        app = name.removeprefix("deployer:")
+        return StartDeployer(
+            config, app, self.boot.cookie, self.child(STORAGE.name), self.boot.tls_optfile
+        )
+
+    def on_child_started(self, name: str, address: Any, restarted: bool) -> None:
+        if name == STORAGE.name and restarted:
+            for child_name, child in self.children().items():
+                if child_name != STORAGE.name:
+                    self.send(child, StorageMoved(address))
+        if restarted:
+            self._journal("actor_restart", f"{name} restarted by its supervisor")
+
+    def on_child_failed(self, name: str, delay_s: float) -> None:
+        app = name.removeprefix("deployer:")
+        if app in self.apps:  # its replicas keep running; their status is stale until it is back
+            note = f"the Deployer died and restarts in {delay_s:.1f} s; status may be stale"
+            self.apps[app] = replace(self.apps[app], error=note)
+
+    # -- status and queries ----------------------------------------------------------------------
+
+    def receiveMsg_AppChanged(self, message: AppChanged, sender: Any) -> None:
+        self.apps[message.snapshot.app] = message.snapshot
+
+    def receiveMsg_StatusQuery(self, message: StatusQuery, sender: Any) -> None:
+        snapshot = DeployexSnapshot(
+            version=__version__,
+            pid=os.getpid(),
+            started_at=self.started_at,
+            host=short_hostname(),
+            apps=tuple(self.apps.values()),
+        )
+        self.send(sender, Reply(message.request_id, snapshot))
+
+    def receiveMsg_Ping(self, message: Ping, sender: Any) -> None:
+        self.send(sender, Reply(message.request_id, "pong"))
+
+    def receiveMsg_VersionsQuery(self, message: VersionsQuery, sender: Any) -> None:
+        self._forward(STORAGE.name, message, sender)
+
+    def receiveMsg_EventsQuery(self, message: EventsQuery, sender: Any) -> None:
+        self._forward(STORAGE.name, message, sender)
+
+    def receiveMsg_RestartCommand(self, message: RestartCommand, sender: Any) -> None:
+        if message.app not in self.apps:
+            known = ", ".join(self.apps) or "none"
+            error = f"no application {message.app!r} (configured: {known})"
+            self.send(sender, Reply(message.request_id, error=error))
+            return
+        self._forward(deployer_name(message.app), message, sender)
+
+    def _forward(self, name: str, message: Any, sender: Any) -> None:
+        target = self.child(name)
+        if target is None:
+            self.send(sender, Reply(message.request_id, error=f"{name} is restarting; try again"))
+            return
+        self.send(target, replace(message, reply_to=sender))
+
+    # -- deliberate stop -------------------------------------------------------------------------
+
+    def receiveMsg_StopReplicas(self, message: StopReplicas, sender: Any) -> None:
+        deployers = {n: a for n, a in self.children().items() if n.startswith("deployer:")}
+        if not deployers:
+            self.send(sender, Reply(message.request_id, "stopped"))
+            return
+        inner = uuid.uuid4().hex
+        self.stopping[inner] = [message, sender, set(deployers)]
+        for address in deployers.values():
+            self.send(address, StopReplicas(inner))
+
+    def receiveMsg_Reply(self, message: Reply, sender: Any) -> None:
+        entry = self.stopping.get(message.request_id)
+        if entry is None:
+            return
+        request, requester, waiting = entry
+        waiting.discard(deployer_name(message.value))
+        if not waiting:
+            del self.stopping[message.request_id]
+            self.send(requester, Reply(request.request_id, "stopped"))
+
+    def _journal(self, kind: str, message: str) -> None:
+        storage = self.child(STORAGE.name)
+        if storage is not None:
+            self.send(storage, Journal(kind, message, "deployex"))

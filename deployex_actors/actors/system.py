@@ -1,0 +1,113 @@
+"""Starting the actor system, and attaching to a running one, without surprises.
+
+- Thespian binds every socket to 0.0.0.0 and unpickles what arrives; unless the configuration
+  enables multi-host mode, `bind_loopback_only()` makes every address bind to 127.0.0.1 (the
+  patch is inherited by every forked actor).
+- `ActorSystem(...)` *starts* a system when none listens; `attach()` probes the admin port first,
+  so a front end never starts a second system by accident.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from deployex_actors.actors.messages import Reply
+from deployex_actors.errors import DeployexError
+
+BASE = "multiprocTCPBase"
+LOOPBACK = "127.0.0.1"
+
+
+class NotRunning(DeployexError):
+    """No DeployEx actor system listens on the admin port."""
+
+
+def bind_loopback_only() -> None:
+    from thespian.system.transport import IPBase
+
+    original = IPBase.IPActorAddress.__init__
+    if getattr(original, "_deployex_loopback", False):
+        return
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if self.bindname and self.bindname[0] in ("", "0.0.0.0"):  # noqa: S104 - what we replace
+            self.bindname = (LOOPBACK, self.bindname[1])
+
+    __init__._deployex_loopback = True  # type: ignore[attr-defined]
+    IPBase.IPActorAddress.__init__ = __init__
+
+
+def is_listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((LOOPBACK, port)) == 0
+
+
+def log_definitions(log_file: Path) -> dict[str, Any]:
+    """Actors log through thespian's logger process into DeployEx's log file."""
+    return {
+        "version": 1,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {
+            "file": {
+                "class": "logging.FileHandler",
+                "filename": str(log_file),
+                "formatter": "plain",
+            }
+        },
+        "root": {"handlers": ["file"], "level": "INFO"},
+    }
+
+
+def start(port: int, log_file: Path, thespian_log: Path, multi_host: bool = False) -> Any:
+    from thespian.actors import ActorSystem
+
+    if not multi_host:
+        bind_loopback_only()
+        os.environ["THESPIAN_BASE_IPADDR"] = LOOPBACK
+    os.environ["THESPLOG_FILE"] = str(thespian_log)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    return ActorSystem(
+        BASE, {"Admin Port": port}, logDefs=log_definitions(log_file), transientUnique=True
+    )
+
+
+def attach(port: int) -> Any:
+    """An ActorSystem handle on the running system; NotRunning if nothing listens."""
+    from thespian.actors import ActorSystem
+
+    if not is_listening(port):
+        raise NotRunning(f"DeployEx is not running (nothing listens on {LOOPBACK}:{port})")
+    bind_loopback_only()
+    os.environ.setdefault("THESPIAN_BASE_IPADDR", LOOPBACK)
+    return ActorSystem(BASE, {"Admin Port": port}, transientUnique=True)
+
+
+def request(system: Any, target: Any, message: Any, timeout: float) -> Reply:
+    """Send a request (with `request_id`) and wait for *its* reply, dropping stale ones."""
+    deadline = time.monotonic() + timeout
+    answer = system.ask(target, message, timeout)
+    while not (isinstance(answer, Reply) and answer.request_id == message.request_id):
+        remaining = deadline - time.monotonic()
+        if answer is None or remaining <= 0:
+            raise DeployexError(f"no answer from DeployEx within {timeout:g} s")
+        logging.getLogger(__name__).debug("dropping a stale reply: %r", answer)
+        answer = system.listen(remaining)
+    return answer
+
+
+def request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def shutdown(system: Any) -> None:
+    with contextlib.suppress(Exception):
+        system.shutdown()

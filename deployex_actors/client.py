@@ -1,0 +1,73 @@
+"""The client facade: typed calls on a running DeployEx, for the dashboard, the shell and the CLI.
+
+    dx = DeployEx.attach()          # probes the admin port first; never starts a system
+    dx.status(); dx.versions("myapp"); dx.restart("myapp"); dx.events(app="myapp")
+
+Every request carries a request id; a late reply to an earlier request is dropped, never taken
+for the answer to this one.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from deployex_actors.actors import messages, system
+from deployex_actors.actors.root import GLOBAL_NAME
+from deployex_actors.config import Config, load_config
+from deployex_actors.core.status import DeployexSnapshot
+from deployex_actors.errors import DeployexError
+
+ROOT_CLASS = "deployex_actors.actors.root.Root"
+
+
+class DeployEx:
+    """A connection to the running actor system; thread-safe (one request at a time)."""
+
+    def __init__(self, port: int, timeout: float = 10.0) -> None:
+        self.port = port
+        self.timeout = timeout
+        self._system = system.attach(port)
+        self._root = self._system.createActor(ROOT_CLASS, globalName=GLOBAL_NAME)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def attach(cls, config: Config | str | None = None, timeout: float = 10.0) -> DeployEx:
+        if not isinstance(config, Config):
+            config = load_config(config)
+        return cls(config.actor_system_port, timeout)
+
+    def _call(self, message: Any) -> Any:
+        with self._lock:
+            reply = system.request(self._system, self._root, message, self.timeout)
+        if reply.error:
+            raise DeployexError(reply.error)
+        return reply.value
+
+    def ping(self) -> bool:
+        return self._call(messages.Ping(system.request_id())) == "pong"
+
+    def status(self) -> DeployexSnapshot:
+        return self._call(messages.StatusQuery(system.request_id()))
+
+    def versions(self, app: str) -> list:
+        return self._call(messages.VersionsQuery(system.request_id(), app))
+
+    def events(self, app: str | None = None, kind: str | None = None, limit: int = 100) -> list:
+        return self._call(messages.EventsQuery(system.request_id(), app, kind, limit))
+
+    def restart(self, app: str, sname: str | None = None, actor: str = "operator") -> list[str]:
+        """Forced restart of one replica, or of all replicas of `app`; returns the snames."""
+        return self._call(messages.RestartCommand(system.request_id(), app, sname, actor))
+
+    def close(self) -> None:
+        """Detach (the system keeps running)."""
+
+    def __enter__(self) -> DeployEx:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<DeployEx attached on 127.0.0.1:{self.port}>"

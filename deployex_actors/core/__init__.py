@@ -1,0 +1,1 @@
+"""The functional core: decisions as pure functions over plain data, tested without processes."""

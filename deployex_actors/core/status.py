@@ -1,0 +1,54 @@
+"""What status looks like: snapshots of replicas and apps, plain frozen data for every front end."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+STATUSES = ("idle", "starting", "pre_commands", "running", "stopping")
+
+
+@dataclass(frozen=True)
+class ReplicaSnapshot:
+    app: str
+    sname: str
+    node: str
+    version: str
+    status: str
+    slot: int
+    ports: dict[str, int] = field(default_factory=dict)
+    pid: int | None = None
+    started_at: float | None = None  # wall clock of the current OS process start
+    crash_restarts: int = 0
+    forced_restarts: int = 0
+    otp: str = "not_connected"  # connected | not_connected
+    adopted: bool = False
+    last_error: str | None = None
+    restart_at: float | None = None  # when a restart is scheduled (crash backoff)
+
+    def uptime_s(self, now: float | None = None) -> float | None:
+        if self.started_at is None or self.pid is None:
+            return None
+        return max(0.0, (now or time.time()) - self.started_at)
+
+
+@dataclass(frozen=True)
+class AppSnapshot:
+    app: str
+    language: str
+    replicas_wanted: int
+    desired_version: str | None = None
+    error: str | None = None
+    replicas: tuple[ReplicaSnapshot, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeployexSnapshot:
+    version: str
+    pid: int
+    started_at: float
+    host: str
+    apps: tuple[AppSnapshot, ...] = ()
+
+    def app(self, name: str) -> AppSnapshot | None:
+        return next((a for a in self.apps if a.app == name), None)

@@ -1,0 +1,117 @@
+"""`deployex run`: the actor system as a foreground service.
+
+A small launcher: it imports no dashboard code (every actor is forked from this process), starts
+the multiprocTCPBase system bound to 127.0.0.1, creates the root supervisor and stays in the
+foreground until SIGTERM/SIGINT. A deliberate stop stops the replicas first, unless
+`keep_replicas` (the systemd unit uses that, so a DeployEx restart never restarts the apps).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from deployex_actors.actors import messages, system
+from deployex_actors.actors.root import GLOBAL_NAME
+from deployex_actors.beam.tls import TlsOptions
+from deployex_actors.catalog import Catalog, tls_dist_optfile
+from deployex_actors.config import Config, load_config
+from deployex_actors.errors import DeployexError
+from deployex_actors.secrets import load_secrets
+
+log = logging.getLogger("deployex")
+HEALTH_PERIOD_S = 2.0
+HEALTH_FAILURES = 3
+STOP_TIMEOUT_S = 60.0
+
+
+def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
+    config = load_config(config_path)
+    catalog = Catalog.from_config(config)
+    for folder in (catalog.var_path, catalog.log_path, catalog.monitored_app_log_path):
+        folder.mkdir(parents=True, exist_ok=True)
+    lock = _exclusive(catalog.var_path / "deployex.lock", config)
+    secrets = load_secrets(config)
+    optfile = _write_tls_optfile(config, catalog)
+    if system.is_listening(config.actor_system_port):
+        raise DeployexError(
+            f"DeployEx is already running (an actor system listens on "
+            f"127.0.0.1:{config.actor_system_port})"
+        )
+    asys = system.start(
+        config.actor_system_port,
+        catalog.deployex_stdout_log,
+        catalog.thespian_log,
+        config.multi_host,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        root = asys.createActor("deployex_actors.actors.root.Root", globalName=GLOBAL_NAME)
+        boot = messages.Boot(system.request_id(), config, secrets.erlang_cookie, optfile)
+        system.request(asys, root, boot, 30)
+        print(
+            f"DeployEx running: {len(config.applications)} app(s), actor system on "
+            f"127.0.0.1:{config.actor_system_port}, logs in {catalog.log_path}",
+            flush=True,
+        )
+        code = _serve(asys, root, stop)
+        if code == 0 and not keep_replicas:
+            _stop_replicas(asys, root)
+        return code
+    finally:
+        system.shutdown(asys)
+        lock.close()
+
+
+def _serve(asys: Any, root: Any, stop: threading.Event) -> int:
+    failures = 0
+    while not stop.wait(HEALTH_PERIOD_S):
+        try:
+            system.request(asys, root, messages.Ping(system.request_id()), 5)
+            failures = 0
+        except DeployexError:
+            failures += 1
+            log.error("the root supervisor did not answer (%d/%d)", failures, HEALTH_FAILURES)
+            if failures >= HEALTH_FAILURES:
+                return 1
+    return 0
+
+
+def _stop_replicas(asys: Any, root: Any) -> None:
+    print("DeployEx stopping: stopping the replicas", flush=True)
+    try:
+        system.request(asys, root, messages.Ping(system.request_id()), 5)
+        system.request(asys, root, messages.StopReplicas(system.request_id()), STOP_TIMEOUT_S)
+    except DeployexError as exc:
+        log.error("replicas may still run (the next `deployex run` adopts them): %s", exc)
+
+
+def _exclusive(path: Path, config: Config) -> Any:
+    handle = open(path, "a")  # noqa: SIM115 - held for the life of the service
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DeployexError(
+            f"DeployEx is already running on this host ({path} is locked; actor system on "
+            f"127.0.0.1:{config.actor_system_port})"
+        ) from None
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def _write_tls_optfile(config: Config, catalog: Catalog) -> str | None:
+    if not config.otp_tls_certificates:
+        return None
+    path = tls_dist_optfile(catalog.var_path)
+    path.write_text(TlsOptions.from_folder(config.otp_tls_certificates).ssl_dist_optfile())
+    path.chmod(0o600)
+    return str(path)

@@ -1,0 +1,231 @@
+"""A real `deployex run` for the tests: its config, its bucket, its processes and their end.
+
+Teardown kills everything the service started, by pid: the launcher, every process of the
+actor system's session (admin, logger, actors) and every replica (from the status it reported
+and from the pidfiles), then waits until epmd has forgotten the replicas.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import yaml
+
+from deployex_actors.catalog import Catalog
+from deployex_actors.client import DeployEx
+from deployex_actors.config import load_config
+from deployex_actors.core.status import AppSnapshot, DeployexSnapshot
+from deployex_actors.releases import release_store
+from deployex_actors.replica import pidfile
+from tests.beam_fixtures import LANGUAGES, ReleaseDist, wait_until, wait_until_unregistered
+from tests.servers import LOOPBACK, free_port
+
+DEPLOYEX = str(Path(sys.executable).with_name("deployex"))
+
+
+def free_port_range(count: int) -> int:
+    """A base port with `count` free ports after it (for replica_ports slots)."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - count)
+        if all(_is_free(base + i) for i in range(count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
+
+
+def app_entry(app: str, replicas: int = 3, **extra: Any) -> dict[str, Any]:
+    entry = {
+        "name": app,
+        "language": LANGUAGES[app],
+        "replicas": replicas,
+        "deploy_schedule_interval_ms": 500,
+        "ready_after_ms": 1000,
+        "restart_backoff_base_ms": 300,
+        "restart_backoff_max_ms": 3000,
+        "replica_ports": [{"key": "PORT", "base": free_port_range(replicas + 1)}],
+    }
+    entry.update(extra)
+    return entry
+
+
+def write_config(tmp: Path, apps: list[dict[str, Any]], **top: Any) -> Path:
+    document = {
+        "account_name": "test",
+        "release_adapter": "local",
+        "release_bucket": str(tmp / "bucket"),
+        "secrets_adapter": "env",
+        "port": free_port(),
+        "actor_system_port": free_port(),
+        "var_path": str(tmp / "var"),
+        "log_path": str(tmp / "log"),
+        "monitored_app_log_path": str(tmp / "apps"),
+        "applications": apps,
+        **top,
+    }
+    path = tmp / "deployex.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def publish(config_path: Path, dist: ReleaseDist, app: str, vsn: str, pre: tuple = ()) -> None:
+    release_store(load_config(config_path)).publish(app, vsn, dist.tarball(app, vsn), list(pre))
+
+
+@dataclass
+class Service:
+    config_path: Path
+    tmp: Path
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    seen_replicas: set[int] = field(default_factory=set)
+    sessions: set[int] = field(default_factory=set)
+
+    @property
+    def config(self):
+        return load_config(self.config_path)
+
+    @property
+    def catalog(self) -> Catalog:
+        return Catalog.from_config(self.config)
+
+    @property
+    def proc(self) -> subprocess.Popen:
+        return self.procs[-1]
+
+    def start(self, *extra: str) -> subprocess.Popen:
+        log = (self.tmp / "run.out").open("ab")
+        proc = subprocess.Popen(
+            [DEPLOYEX, "run", "--config", str(self.config_path), *extra],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        self.procs.append(proc)
+        wait_until(self._answers, 60, "deployex run did not come up")
+        self.sessions.add(os.getsid(self.admin_pid()))
+        return proc
+
+    def _answers(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"deployex run exited {self.proc.returncode}:\n{self.output()}")
+        try:
+            return DeployEx(self.config.actor_system_port, timeout=3).ping()
+        except Exception:
+            return False
+
+    def output(self) -> str:
+        return (self.tmp / "run.out").read_text(errors="replace")
+
+    def client(self) -> DeployEx:
+        return DeployEx(self.config.actor_system_port, timeout=10)
+
+    def status(self) -> DeployexSnapshot:
+        snapshot = self.client().status()
+        for app in snapshot.apps:
+            self.seen_replicas.update(r.pid for r in app.replicas if r.pid)
+        return snapshot
+
+    def app(self, name: str) -> AppSnapshot:
+        app = self.status().app(name)
+        assert app is not None
+        return app
+
+    def wait_app(self, name: str, condition: Callable[[AppSnapshot], bool], what: str,
+                 deadline_s: float = 60) -> AppSnapshot:  # fmt: skip
+        found: list[AppSnapshot] = []
+
+        def check() -> bool:
+            found[:] = [self.app(name)]
+            return condition(found[0])
+
+        try:
+            wait_until(check, deadline_s, what, interval_s=0.1)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; last status: {found and found[0]}") from None
+        return found[0]
+
+    def admin_pid(self) -> int:
+        port = self.config.actor_system_port
+        for conn in psutil.net_connections("tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+                return conn.pid
+        raise AssertionError(f"nothing listens on the admin port {port}")
+
+    def system_processes(self) -> list[psutil.Process]:
+        """Every live process of the actor system (its session), the launcher excluded."""
+        found = []
+        for proc in psutil.process_iter(["pid", "status"]):
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                if os.getsid(proc.pid) in self.sessions and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+        return found
+
+    def replica_pids_on_disk(self) -> set[int]:
+        pids = set()
+        for app in self.config.applications:
+            for pid_path in self.catalog.app_service_dir(app.name).glob("*.pid"):
+                record = pidfile.read(pid_path)
+                if record is not None and pidfile.is_alive(record):
+                    pids.add(record.pid)
+        return pids
+
+    def kill_everything(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        for proc in self.system_processes():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        snames = [p.stem for app in self.config.applications
+                  for p in self.catalog.app_service_dir(app.name).glob("*.pid")]  # fmt: skip
+        for pid in self.seen_replicas | self.replica_pids_on_disk():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if pidfile.process_start_ticks(pid) is not None:
+                    os.killpg(pid, signal.SIGKILL)
+        wait_until(lambda: not self.system_processes(), 15, "actor processes still alive")
+        wait_until_unregistered(snames)
+
+
+@contextlib.contextmanager
+def running_service(config_path: Path, tmp: Path, *extra: str) -> Iterator[Service]:
+    service = Service(config_path, tmp)
+    try:
+        service.start(*extra)
+        yield service
+    finally:
+        service.kill_everything()
+
+
+def banner(port: int, timeout_s: float = 2.0) -> str:
+    with socket.create_connection((LOOPBACK, port), timeout_s) as conn:
+        data = b""
+        while chunk := conn.recv(1024):
+            data += chunk
+    return data.decode()
+
+
+def process_alive(pid: int) -> bool:
+    return pidfile.process_start_ticks(pid) is not None
+
+
+def wait_gone(pid: int, deadline_s: float = 15) -> None:
+    wait_until(lambda: not process_alive(pid), deadline_s, f"process {pid} still alive")

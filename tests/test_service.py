@@ -1,0 +1,301 @@
+"""`deployex run` with real replicas: supervision, crash restarts, adoption, clean stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import psutil
+import pytest
+
+from deployex_actors.core.status import AppSnapshot
+from tests.beam_fixtures import LANGUAGES, ReleaseDist, wait_until
+from tests.deployex_service import (
+    DEPLOYEX,
+    app_entry,
+    banner,
+    process_alive,
+    publish,
+    running_service,
+    wait_gone,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def all_running(count: int, version: str = "0.1.0"):
+    def check(app: AppSnapshot) -> bool:
+        running = [r for r in app.replicas if r.status == "running" and r.version == version]
+        return len(running) == count and all(r.otp == "connected" for r in running)
+
+    return check
+
+
+def pids(app: AppSnapshot) -> dict[str, int]:
+    return {r.sname: r.pid for r in app.replicas}
+
+
+@pytest.mark.parametrize("app", sorted(LANGUAGES))
+def test_three_replicas_come_up_on_their_ports_and_answer_with_their_version(
+    app: str, release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    entry = app_entry(app)
+    config = write_config(tmp_path, [entry])
+    publish(config, release_dist, app, "0.1.0")
+    with running_service(config, tmp_path) as service:
+        snapshot = service.wait_app(app, all_running(3), "3 replicas running")
+        base = entry["replica_ports"][0]["base"]
+        assert sorted(r.ports["PORT"] for r in snapshot.replicas) == [base, base + 1, base + 2]
+        for replica in snapshot.replicas:
+            assert banner(replica.ports["PORT"]) == f"{app} 0.1.0\n"
+        history = service.client().versions(app)
+        assert sorted(h.sname for h in history) == sorted(pids(snapshot))
+
+
+def test_a_killed_replica_is_restarted_with_a_new_pid_and_counted(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=2)])
+    publish(config, release_dist, "mygleamapp", "0.1.0")
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app("mygleamapp", all_running(2), "2 replicas running")
+        victim = before.replicas[0]
+        os.kill(victim.pid, signal.SIGKILL)
+        after = service.wait_app(
+            "mygleamapp",
+            lambda a: any(
+                r.sname == victim.sname
+                and r.pid not in (None, victim.pid)
+                and r.status == "running"
+                for r in a.replicas
+            ),
+            "the killed replica running again with a new pid",
+        )
+        again = next(r for r in after.replicas if r.sname == victim.sname)
+        assert again.crash_restarts == 1
+        assert banner(again.ports["PORT"]) == "mygleamapp 0.1.0\n"
+        other = next(r for r in after.replicas if r.sname != victim.sname)
+        assert other.pid == before.replicas[1].pid and other.crash_restarts == 0
+        kinds = [e.kind for e in service.client().events(app="mygleamapp")]
+        assert "crash" in kinds
+
+
+def test_a_crashing_version_is_restarted_with_a_growing_backoff(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    # ready_after_ms above the 2 s it lives, so each crash extends the streak
+    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=1, ready_after_ms=10_000)])
+    publish(config, release_dist, "mygleamapp", "0.3.0")  # halts 2 s after boot
+    with running_service(config, tmp_path) as service:
+        service.wait_app(
+            "mygleamapp",
+            lambda a: a.replicas and a.replicas[0].crash_restarts >= 3,
+            "three crash restarts",
+            deadline_s=90,
+        )
+        crashes = [e for e in service.client().events(app="mygleamapp", kind="crash")][::-1]
+        delays = [float(e.message.split(" in ")[1].split()[0]) for e in crashes[:3]]
+        assert delays == sorted(delays) and delays[0] < delays[2]  # 0.3 s, 0.6 s, 0.9 s
+
+
+def test_a_killed_monitor_leaves_its_replica_running_and_the_new_one_adopts_it(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, [app_entry("myerlangapp", replicas=2)])
+    publish(config, release_dist, "myerlangapp", "0.1.0")
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app("myerlangapp", all_running(2), "2 replicas running")
+        replica = before.replicas[0]
+        monitor = psutil.Process(replica.pid).ppid()
+        os.kill(monitor, signal.SIGKILL)
+        wait_gone(monitor)
+        after = service.wait_app(
+            "myerlangapp",
+            lambda a: any(
+                r.sname == replica.sname and r.adopted and r.otp == "connected" for r in a.replicas
+            ),
+            "the replica adopted by a new Monitor",
+        )
+        assert pids(after) == pids(before)
+        assert all(r.crash_restarts == 0 for r in after.replicas)
+        assert banner(replica.ports["PORT"]) == "myerlangapp 0.1.0\n"
+
+
+@pytest.mark.parametrize("victim", ["Deployer", "Storage"])
+def test_a_killed_deployer_or_storage_is_restarted_and_replicas_are_untouched(
+    victim: str, release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=2)])
+    publish(config, release_dist, "mygleamapp", "0.1.0")
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app("mygleamapp", all_running(2), "2 replicas running")
+        monitor = psutil.Process(before.replicas[0].pid).ppid()
+        deployer = psutil.Process(monitor).ppid()
+        root = psutil.Process(deployer).ppid()
+        if victim == "Deployer":
+            target = deployer
+        else:
+            siblings = [c.pid for c in psutil.Process(root).children() if c.pid != deployer]
+            (target,) = siblings
+        os.kill(target, signal.SIGKILL)
+
+        def restarted() -> bool:
+            try:
+                kinds = [e.kind for e in service.client().events()]
+            except Exception:  # Storage itself may be restarting: "try again"
+                return False
+            return "actor_restart" in kinds
+
+        wait_until(restarted, 20, f"{victim} restarted by the root supervisor")
+        if victim == "Deployer":  # the new Deployer's Monitors adopt the running replicas
+            service.wait_app(
+                "mygleamapp", lambda a: all(r.adopted for r in a.replicas), "replicas adopted"
+            )
+        after = service.wait_app("mygleamapp", all_running(2), "replicas reported again")
+        assert pids(after) == pids(before)
+        assert all(r.crash_restarts == 0 for r in after.replicas)
+        assert target not in [c.pid for c in psutil.Process(root).children()]
+
+
+def test_killing_all_of_deployex_leaves_replicas_serving_and_the_next_run_adopts_them(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, [app_entry("myelixirapp", replicas=2)])
+    publish(config, release_dist, "myelixirapp", "0.1.0")
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app("myelixirapp", all_running(2), "2 replicas running")
+        for proc in service.system_processes():
+            proc.kill()
+        service.proc.kill()
+        service.proc.wait(10)
+        wait_until(lambda: not service.system_processes(), 15, "DeployEx processes gone")
+        for replica in before.replicas:
+            assert banner(replica.ports["PORT"]) == "myelixirapp 0.1.0\n"
+        service.start()
+        after = service.wait_app("myelixirapp", all_running(2), "replicas adopted again")
+        assert pids(after) == pids(before)
+        assert all(r.adopted and r.crash_restarts == 0 for r in after.replicas)
+
+
+def test_sigterm_stops_the_replicas_and_leaves_nothing_running(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=2)])
+    publish(config, release_dist, "mygleamapp", "0.1.0")
+    with running_service(config, tmp_path) as service:
+        snapshot = service.wait_app("mygleamapp", all_running(2), "2 replicas running")
+        service.proc.send_signal(signal.SIGTERM)
+        assert service.proc.wait(60) == 0
+        for replica in snapshot.replicas:
+            wait_gone(replica.pid)
+        wait_until(lambda: not service.system_processes(), 20, "actor processes gone")
+        assert "stopping the replicas" in service.output()
+
+
+def test_keep_replicas_leaves_them_running_on_sigterm(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=1)])
+    publish(config, release_dist, "mygleamapp", "0.1.0")
+    with running_service(config, tmp_path, "--keep-replicas") as service:
+        snapshot = service.wait_app("mygleamapp", all_running(1), "1 replica running")
+        service.proc.send_signal(signal.SIGTERM)
+        assert service.proc.wait(60) == 0
+        wait_until(lambda: not service.system_processes(), 20, "actor processes gone")
+        assert process_alive(snapshot.replicas[0].pid)
+
+
+def test_a_failing_pre_command_shows_pre_commands_and_is_retried(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=1)])
+    publish(config, release_dist, "mygleamapp", "0.1.0", pre=("eval erlang:halt(3)",))
+    with running_service(config, tmp_path) as service:
+        snapshot = service.wait_app(
+            "mygleamapp",
+            lambda a: (
+                a.replicas
+                and a.replicas[0].status == "pre_commands"
+                and "status 3" in (a.replicas[0].last_error or "")
+            ),
+            "status pre_commands with the failure",
+        )
+        assert snapshot.replicas[0].pid is None
+        wait_until(
+            lambda: len(service.client().events(app="mygleamapp", kind="pre_command_failed")) >= 2,
+            30,
+            "the pre-command retried",
+        )
+
+
+def test_a_passing_pre_command_runs_before_the_replica_starts(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    marker = tmp_path / "migrated"
+    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=1)])
+    pre = (f'eval file:write_file("{marker}", <<"ok">>)',)
+    publish(config, release_dist, "mygleamapp", "0.1.0", pre=pre)
+    with running_service(config, tmp_path) as service:
+        service.wait_app("mygleamapp", all_running(1), "1 replica running")
+        assert marker.read_text() == "ok"
+
+
+def test_no_actor_system_socket_listens_beyond_loopback(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=1)])
+    publish(config, release_dist, "mygleamapp", "0.1.0")
+    with running_service(config, tmp_path) as service:
+        service.wait_app("mygleamapp", all_running(1), "1 replica running")
+        pids_of_system = {p.pid for p in service.system_processes()} | {service.proc.pid}
+        listening = [
+            c for c in psutil.net_connections("inet")
+            if c.pid in pids_of_system and c.status == psutil.CONN_LISTEN
+        ]  # fmt: skip
+        assert listening, "the actor system should listen somewhere"
+        assert {c.laddr.ip for c in listening} == {"127.0.0.1"}, listening
+
+
+def test_a_second_run_refuses_to_start(release_dist: ReleaseDist, tmp_path: Path) -> None:
+    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=1)])
+    publish(config, release_dist, "mygleamapp", "0.1.0")
+    with running_service(config, tmp_path):
+        second = subprocess.run(
+            [DEPLOYEX, "run", "--config", str(config)], capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 1
+        assert "already running" in second.stderr
+
+
+def test_cli_status_and_shell_report_what_the_facade_reports(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=1)])
+    publish(config, release_dist, "mygleamapp", "0.1.0")
+    with running_service(config, tmp_path) as service:
+        app = service.wait_app("mygleamapp", all_running(1), "1 replica running")
+        sname, pid = app.replicas[0].sname, app.replicas[0].pid
+        cli = subprocess.run([DEPLOYEX, "status", "--config", str(config)],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+        assert sname in cli.stdout and str(pid) in cli.stdout and "running" in cli.stdout
+        shell = subprocess.run(
+            [DEPLOYEX, "shell", "--config", str(config)],
+            input="s = dx.status(); r = s.apps[0].replicas[0]; print('SHELL', r.sname, r.pid)\n",
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert f"SHELL {sname} {pid}" in shell.stdout + shell.stderr
+
+
+def test_cli_says_in_one_line_when_deployex_is_not_running(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [])
+    result = subprocess.run([DEPLOYEX, "status", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip().splitlines() == [result.stderr.strip()]
+        and "not running" in result.stderr
+    )
