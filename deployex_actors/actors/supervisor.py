@@ -49,6 +49,7 @@ class Supervisor(DeployexActor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._children: dict[str, _Child] = {}
+        self._exiting = False
 
     # -- override points -------------------------------------------------------------------------
 
@@ -101,7 +102,12 @@ class Supervisor(DeployexActor):
 
     # -- thespian events -------------------------------------------------------------------------
 
+    def receiveMsg_ActorExitRequest(self, message: ActorExitRequest, sender: Any) -> None:
+        self._exiting = True  # our children are leaving with us: restart none of them
+
     def receiveMsg_ChildActorExited(self, message: ChildActorExited, sender: Any) -> None:
+        if self._exiting:
+            return
         name = next(
             (n for n, c in self._children.items() if c.address == message.childAddress), None
         )
