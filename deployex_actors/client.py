@@ -60,6 +60,21 @@ class DeployEx:
         """Forced restart of one replica, or of all replicas of `app`; returns the snames."""
         return self._call(messages.RestartCommand(system.request_id(), app, sname, actor))
 
+    def full_restart(self, app: str, actor: str = "operator") -> list[str]:
+        """Replace every replica of `app` one at a time (fresh snames, same version)."""
+        return self._call(messages.FullRestart(system.request_id(), app, actor))
+
+    def set_mode(self, app: str, version: str | None, actor: str = "operator") -> str:
+        """Pin `version` (manual mode); None follows current.json again (automatic mode)."""
+        return self._call(messages.SetMode(system.request_id(), app, version, actor))
+
+    def ghosts(self, app: str) -> list:
+        return self._call(messages.GhostsQuery(system.request_id(), app))
+
+    def unghost(self, app: str, version: str | None = None, actor: str = "operator") -> int:
+        """Remove a ghosted version (all of the app's when None); returns how many."""
+        return self._call(messages.Unghost(system.request_id(), app, version, actor))
+
     def close(self) -> None:
         """Detach (the system keeps running)."""
 

@@ -1,26 +1,32 @@
-"""Deployer: one per app. Keeps N replicas of the desired version running.
+"""Deployer: one per app. Converges the app's replicas on the desired version.
 
 At start it adopts the replicas recorded in pidfiles that are still alive and removes the
-folders of dead ones; then, every `deploy_schedule_interval_ms`, it reads current.json through
-Storage and fills missing replicas on free port slots with fresh snames (download, unpack,
-history, Monitor). Rolling updates to a new version, rollback and manual mode build on the
-`plan` seam in a later step; today a different version in current.json is reported, not rolled.
+folders of dead ones. Every `deploy_schedule_interval_ms` (and whenever a replica changes) it
+asks `core.rollout.plan` what to do next and does it: start a replica of the target version on a
+free slot with a fresh sname (Storage downloads and unpacks it), retire a replaced replica once
+its successor is ready, or roll back a new replica that was not ready in time and ghost its
+version. Errors (bucket, tarball, unpack) are shown in status, journaled once, and retried with
+a capped backoff; the running replicas keep serving.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import replace
 from typing import Any
 
 from deployex_actors.actors.messages import (
     AppChanged,
-    CurrentRead,
+    DesiredRead,
     ForceRestart,
+    FullRestart,
+    Ghost,
     Journal,
     PrepareRelease,
-    ReadCurrent,
+    ReadDesired,
+    Reconsider,
     RecordVersion,
     ReleasePrepared,
     ReplicaChanged,
@@ -37,12 +43,13 @@ from deployex_actors.actors.messages import (
 )
 from deployex_actors.actors.supervisor import ChildSpec, Supervisor
 from deployex_actors.catalog import Catalog, new_sname
-from deployex_actors.core.slots import free_slots
+from deployex_actors.core import rollout
 from deployex_actors.core.status import AppSnapshot, ReplicaSnapshot
 from deployex_actors.replica import pidfile
 
 log = logging.getLogger(__name__)
 MONITOR = "deployex_actors.actors.monitor.Monitor"
+PREPARE_RETRY_S = (1.0, 60.0)  # first retry after a failed download/unpack, cap
 
 
 class Deployer(Supervisor):
@@ -52,9 +59,15 @@ class Deployer(Supervisor):
         self.parent: Any = None
         self.specs: dict[str, ReplicaSpec] = {}  # sname -> what its Monitor runs
         self.snapshots: dict[str, ReplicaSnapshot] = {}
-        self.preparing: dict[str, int] = {}  # sname -> slot, while Storage prepares it
-        self.desired: CurrentRead | None = None
+        self.deployed_at: dict[str, float] = {}  # sname -> when its deployment began
+        self.retiring: set[str] = set()
+        self.preparing: dict[str, tuple[str, int]] = {}  # sname -> (version, slot)
+        self.replace_queue: set[str] = set()  # full restart: snames still to replace
+        self.desired: DesiredRead | None = None
         self.error: str | None = None
+        self.note = ""
+        self.prepare_failures = 0
+        self.prepare_blocked_until = 0.0
         self.stop_request: StopReplicas | None = None
 
     @property
@@ -70,6 +83,7 @@ class Deployer(Supervisor):
         for sname in self.catalog.snames_on_disk(self.app):
             record = pidfile.read(self.catalog.pidfile(self.app, sname))
             if record is not None and pidfile.is_alive(record):
+                self.deployed_at[sname] = record.started_at
                 self._run_monitor(self._spec(sname, record.version, record.slot, adopt=True))
             else:
                 self._forget(sname)
@@ -113,64 +127,174 @@ class Deployer(Supervisor):
     def _forget(self, sname: str) -> None:
         shutil.rmtree(self.catalog.sname_dir(self.app, sname), ignore_errors=True)
         pidfile.remove(self.catalog.pidfile(self.app, sname))
+        for table in (self.specs, self.snapshots, self.deployed_at):
+            table.pop(sname, None)
+        self.retiring.discard(sname)
+        self.replace_queue.discard(sname)
 
     # -- the schedule ----------------------------------------------------------------------------
 
     def on_timer(self, timer: Timer) -> None:
         if timer.kind == "tick" and self.stop_request is None:
-            self.send(self.start.storage, ReadCurrent(self.app))
+            self.send(self.start.storage, ReadDesired(self.app))
             self.after(self.config.deploy_schedule_interval_ms / 1000, "tick")
+        elif timer.kind == "advance":
+            self._advance()
         else:
             super().on_timer(timer)
 
-    def receiveMsg_CurrentRead(self, message: CurrentRead, sender: Any) -> None:
-        if message.error:
-            self._set_error(message.error)
-            return
-        self.desired = message
-        self._set_error(None)
-        self._fill()
+    def receiveMsg_Reconsider(self, message: Reconsider, sender: Any) -> None:
+        self.send(self.start.storage, ReadDesired(self.app))
 
-    def _fill(self) -> None:
-        """Start replicas on free slots until N run (or are being prepared)."""
-        if self.desired is None or self.stop_request is not None:
+    def receiveMsg_DesiredRead(self, message: DesiredRead, sender: Any) -> None:
+        if message.error:
+            previous = self.desired
+            self.desired = (
+                replace(previous, ghosts=message.ghosts, last_good=message.last_good)
+                if previous
+                else replace(message, error=None)  # no version known: last_good may still run
+            )
+            self._set_error(message.error)
+        else:
+            self.desired = message
+            if not self.preparing and self.prepare_failures == 0:
+                self._set_error(None)
+        self._advance()
+
+    def _target(self) -> str | None:
+        if self.desired is None:
+            running = [s.version for s in self.specs.values()]
+            return rollout.target_version(None, frozenset(), running)
+        running = [s.version for n, s in self.specs.items() if n not in self.retiring]
+        ghosts = frozenset(self.desired.ghosts)
+        desired = self.desired
+        return rollout.target_version(desired.version, ghosts, running, desired.last_good)
+
+    def _view(self) -> rollout.AppView:
+        replicas = []
+        for sname, spec in self.specs.items():
+            snapshot = self.snapshots.get(sname)
+            replicas.append(
+                rollout.ReplicaView(
+                    sname=sname,
+                    version=spec.version,
+                    slot=spec.slot,
+                    ready=snapshot is not None and snapshot.status == "running",
+                    started_at=self.deployed_at.get(sname, time.time()),
+                    stopping=sname in self.retiring,
+                )
+            )
+        return rollout.AppView(
+            replicas_wanted=self.config.replicas,
+            target=self._target(),
+            replicas=tuple(replicas),
+            preparing=tuple(self.preparing.values()),
+            replace=frozenset(self.replace_queue),
+            rollback_timeout_s=self.config.deploy_rollback_timeout_ms / 1000,
+            now=time.time(),
+        )
+
+    def _advance(self) -> None:
+        if self.stop_request is not None:
             return
-        occupied = [s.slot for s in self.specs.values()] + list(self.preparing.values())
-        missing = self.config.replicas - len(self.specs) - len(self.preparing)
-        for slot in free_slots(occupied, self.config.replicas, max(missing, 0)):
-            sname = new_sname(self.app)
-            self.preparing[sname] = slot
-            self.send(self.start.storage, PrepareRelease(self.app, sname, self.desired.version))
+        decision = rollout.plan(self._view())
+        self.note = decision.note
+        for action in decision.actions:
+            if isinstance(action, rollout.Start):
+                self._start_new(action)
+            elif isinstance(action, rollout.Retire):
+                self._retire(action.sname, "replaced by a ready replica")
+            elif isinstance(action, rollout.RollBack):
+                self._roll_back(action)
+        self._report()
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def _start_new(self, action: rollout.Start) -> None:
+        if time.time() < self.prepare_blocked_until:
+            self.note = f"retrying the deployment of {action.version} after an error"
+            return
+        sname = new_sname(self.app)
+        self.preparing[sname] = (action.version, action.slot)
+        replaces = f", replacing {action.replaces}" if action.replaces else ""
+        self._journal("deploy", f"deploying {action.version} as {sname} (slot {action.slot}"
+                      f"{replaces})", sname)  # fmt: skip
+        self.send(self.start.storage, PrepareRelease(self.app, sname, action.version))
+
+    def _retire(self, sname: str, reason: str) -> None:
+        if sname in self.retiring or self.child(sname) is None:
+            return
+        self.retiring.add(sname)
+        self._journal("retire", f"stopping {sname}: {reason}", sname)
+        self.send(self.child(sname), StopReplica(reason))
+
+    def _roll_back(self, action: rollout.RollBack) -> None:
+        timeout_s = self.config.deploy_rollback_timeout_ms / 1000
+        reason = f"{action.sname} not ready within {timeout_s:g} s"
+        if action.ghost:
+            self.send(self.start.storage, Ghost(self.app, action.version, reason, action.sname))
+            if self.desired is not None:
+                ghosts = (*self.desired.ghosts, action.version)
+                self.desired = replace(self.desired, ghosts=ghosts)
+        self._journal("rollback", f"rolling back {action.version}: {reason}", action.sname)
+        self._retire(action.sname, "rolled back")
 
     def receiveMsg_ReleasePrepared(self, message: ReleasePrepared, sender: Any) -> None:
-        slot = self.preparing.pop(message.sname, None)
-        if slot is None:
+        entry = self.preparing.pop(message.sname, None)
+        if entry is None:
             return
-        if message.error or self.desired is None or self.desired.version != message.version:
+        version, slot = entry
+        if message.error:
             self._forget(message.sname)
-            if message.error:
-                self._set_error(f"cannot deploy {message.version}: {message.error}")
+            self.prepare_failures += 1
+            delay = min(PREPARE_RETRY_S[0] * 2 ** (self.prepare_failures - 1), PREPARE_RETRY_S[1])
+            self.prepare_blocked_until = time.time() + delay
+            self._set_error(f"cannot deploy {version}: {message.error}")
+            self.after(delay, "advance")
             return
+        self.prepare_failures = 0
+        self._set_error(None)
         desired = self.desired
-        self.send(
-            self.start.storage,
-            RecordVersion(self.app, message.sname, desired.version, desired.hash,
-                          desired.pre_commands),
-        )  # fmt: skip
-        self._journal("deploy", f"starting {message.sname} with {desired.version} (slot {slot})")
-        self._run_monitor(
-            self._spec(message.sname, desired.version, slot, pre=desired.pre_commands)
-        )
+        same = desired is not None and desired.version == version
+        pre = desired.pre_commands if same else ()
+        record = RecordVersion(self.app, message.sname, version, desired.hash if same else None,
+                               pre)  # fmt: skip
+        self.send(self.start.storage, record)
+        self.deployed_at[message.sname] = time.time()
+        self._run_monitor(self._spec(message.sname, version, slot, pre=pre))
+        self._advance()
 
     # -- replicas --------------------------------------------------------------------------------
 
     def receiveMsg_ReplicaChanged(self, message: ReplicaChanged, sender: Any) -> None:
-        if message.snapshot.sname in self.specs:
-            self.snapshots[message.snapshot.sname] = message.snapshot
+        snapshot = message.snapshot
+        if snapshot.sname not in self.specs:
+            return
+        before = self.snapshots.get(snapshot.sname)
+        self.snapshots[snapshot.sname] = snapshot
+        if snapshot.status == "running" and (before is None or before.status != "running"):
+            self._advance()  # a replica became ready: the rollout may take its next step
+        else:
             self._report()
+
+    def receiveMsg_ReplicaStopped(self, message: ReplicaStopped, sender: Any) -> None:
+        self.stop_child(message.sname)
+        if self.stop_request is not None:  # shutdown: keep the folder, forget the Monitor
+            self.specs.pop(message.sname, None)
+            self.snapshots.pop(message.sname, None)
+            self._report()
+            self._maybe_stopped()
+            return
+        self._forget(message.sname)
+        self._advance()
 
     def receiveMsg_Journal(self, message: Journal, sender: Any) -> None:
         self.send(self.start.storage, message)
+
+    def on_child_failed(self, name: str, delay_s: float) -> None:
+        self._journal("monitor_restart", f"Monitor of {name} died; restarting it", sname=name)
+
+    # -- commands --------------------------------------------------------------------------------
 
     def receiveMsg_RestartCommand(self, message: RestartCommand, sender: Any) -> None:
         targets = [message.sname] if message.sname else sorted(self.specs)
@@ -183,29 +307,23 @@ class Deployer(Supervisor):
             reply = Reply(message.request_id, targets)
         self.send(message.reply_to or sender, reply)
 
+    def receiveMsg_FullRestart(self, message: FullRestart, sender: Any) -> None:
+        self.replace_queue = {s for s in self.specs if s not in self.retiring}
+        self._journal("full_restart", f"replacing {len(self.replace_queue)} replica(s) one at "
+                      f"a time (requested by {message.actor})")  # fmt: skip
+        self.send(message.reply_to or sender, Reply(message.request_id, sorted(self.replace_queue)))
+        self._advance()
+
     def receiveMsg_StopReplicas(self, message: StopReplicas, sender: Any) -> None:
         self.stop_request = message
         for sname in self.specs:
             self.send(self.child(sname), StopReplica("DeployEx is stopping"))
         self._maybe_stopped()
 
-    def receiveMsg_ReplicaStopped(self, message: ReplicaStopped, sender: Any) -> None:
-        self.specs.pop(message.sname, None)
-        self.snapshots.pop(message.sname, None)
-        self.stop_child(message.sname)
-        if self.stop_request is None:  # not a shutdown: the replica is gone for good
-            self._forget(message.sname)
-        self._report()
-        self._maybe_stopped()
-        self._fill()
-
     def _maybe_stopped(self) -> None:
         if self.stop_request is not None and not self.specs:
             request = self.stop_request
             self.send(request.reply_to or self.parent, Reply(request.request_id, self.app))
-
-    def on_child_failed(self, name: str, delay_s: float) -> None:
-        self._journal("monitor_restart", f"Monitor of {name} died; restarting it", sname=name)
 
     # -- reporting -------------------------------------------------------------------------------
 
@@ -217,13 +335,18 @@ class Deployer(Supervisor):
             self._report()
 
     def _report(self) -> None:
+        desired = self.desired
         snapshot = AppSnapshot(
             app=self.app,
             language=self.config.language,
             replicas_wanted=self.config.replicas,
-            desired_version=self.desired.version if self.desired else None,
+            desired_version=desired.version if desired else None,
             error=self.error,
             replicas=tuple(sorted(self.snapshots.values(), key=lambda r: r.slot)),
+            mode=desired.mode if desired else "automatic",
+            pinned_version=desired.version if desired and desired.mode == "manual" else None,
+            ghosts=tuple(desired.ghosts) if desired else (),
+            rollout=self.note,
         )
         self.send(self.parent, AppChanged(snapshot))
 

@@ -90,6 +90,50 @@ class RestartCommand:
     reply_to: Any = None
 
 
+@dataclass(frozen=True)
+class SetMode:
+    """Pin `version` (manual mode), or follow current.json again when it is None."""
+
+    request_id: str
+    app: str
+    version: str | None
+    actor: str = "operator"
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class GhostsQuery:
+    request_id: str
+    app: str
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class Unghost:
+    """Remove one ghosted version, or all of the app's when `version` is None."""
+
+    request_id: str
+    app: str
+    version: str | None = None
+    actor: str = "operator"
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class FullRestart:
+    """Replace every replica, one at a time, with a fresh sname running the same version."""
+
+    request_id: str
+    app: str
+    actor: str = "operator"
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class Reconsider:
+    """Something the Deployer depends on changed (mode, ghosts): read the desired version now."""
+
+
 # -- root -> children ----------------------------------------------------------------------------
 
 
@@ -118,17 +162,30 @@ class StorageMoved:
 
 
 @dataclass(frozen=True)
-class ReadCurrent:
+class ReadDesired:
+    """What should run: current.json (automatic mode) or the pinned version (manual mode)."""
+
     app: str
 
 
 @dataclass(frozen=True)
-class CurrentRead:
+class DesiredRead:
     app: str
     version: str | None = None
     hash: str | None = None
     pre_commands: tuple[str, ...] = ()
+    mode: str = "automatic"
+    ghosts: tuple[str, ...] = ()
     error: str | None = None
+    last_good: str | None = None  # newest version in the history that is not ghosted
+
+
+@dataclass(frozen=True)
+class Ghost:
+    app: str
+    version: str
+    reason: str
+    sname: str | None = None
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from deployex_actors.catalog import Catalog
 from deployex_actors.core.backoff import next_crash_streak, replica_restart_delay_ms
 from deployex_actors.core.status import ReplicaSnapshot
 from deployex_actors.errors import BeamError, DeployexError
-from deployex_actors.replica import pidfile, process
+from deployex_actors.replica import pidfile, process, readiness
 
 log = logging.getLogger(__name__)
 
@@ -205,9 +205,8 @@ class Monitor(DeployexActor):
         self._watch_process()
         ran_ms = (time.time() - record.started_at) * 1000
         remaining = max(0.0, self.app_config.ready_after_ms - ran_ms) / 1000
-        self.status = "starting" if remaining else "running"
-        if remaining:
-            self.after(remaining, "ready")
+        self.status = "starting"
+        self.after(remaining, "ready")
         self._journal("adopted", f"adopted running replica pid {record.pid}")
         self._schedule_link(0)
         self._changed()
@@ -318,12 +317,22 @@ class Monitor(DeployexActor):
         if timer.kind == "start" and not self.stopping and self.pid is None:
             self._begin_start()
         elif timer.kind == "ready" and self.pid is not None and self.status == "starting":
-            self.status = "running"
-            self._changed()
+            self._check_ready()
         elif timer.kind == "kill" and self.pid is not None:
             process.signal_group(self.pid, signal.SIGKILL)
         elif timer.kind == "link":
             self._try_link()
+
+    def _check_ready(self) -> None:
+        """Ready = ran `ready_after_ms` and, when configured, the readiness check passes."""
+        problem = readiness.check(self.app_config, self.spec.slot, self.link)
+        if problem is None:
+            self.status = "running"
+            self.last_error = None
+        else:
+            self.last_error = problem
+            self.after(self.app_config.readiness.interval_ms / 1000, "ready")
+        self._changed()
 
     # -- distribution link -----------------------------------------------------------------------
 

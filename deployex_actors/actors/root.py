@@ -18,15 +18,20 @@ from deployex_actors.actors.messages import (
     AppChanged,
     Boot,
     EventsQuery,
+    FullRestart,
+    GhostsQuery,
     Journal,
     Ping,
+    Reconsider,
     Reply,
     RestartCommand,
+    SetMode,
     StartDeployer,
     StartStorage,
     StatusQuery,
     StopReplicas,
     StorageMoved,
+    Unghost,
     VersionsQuery,
 )
 from deployex_actors.actors.supervisor import ChildSpec, Supervisor
@@ -109,12 +114,39 @@ class Root(Supervisor):
         self._forward(STORAGE.name, message, sender)
 
     def receiveMsg_RestartCommand(self, message: RestartCommand, sender: Any) -> None:
-        if message.app not in self.apps:
-            known = ", ".join(self.apps) or "none"
-            error = f"no application {message.app!r} (configured: {known})"
-            self.send(sender, Reply(message.request_id, error=error))
-            return
-        self._forward(deployer_name(message.app), message, sender)
+        if self._known_app(message, sender):
+            self._forward(deployer_name(message.app), message, sender)
+
+    def receiveMsg_FullRestart(self, message: FullRestart, sender: Any) -> None:
+        if self._known_app(message, sender):
+            self._forward(deployer_name(message.app), message, sender)
+
+    def receiveMsg_GhostsQuery(self, message: GhostsQuery, sender: Any) -> None:
+        if self._known_app(message, sender):
+            self._forward(STORAGE.name, message, sender)
+
+    def receiveMsg_SetMode(self, message: SetMode, sender: Any) -> None:
+        if self._known_app(message, sender):
+            self._forward(STORAGE.name, message, sender)
+            self._reconsider(message.app)
+
+    def receiveMsg_Unghost(self, message: Unghost, sender: Any) -> None:
+        if self._known_app(message, sender):
+            self._forward(STORAGE.name, message, sender)
+            self._reconsider(message.app)
+
+    def _reconsider(self, app: str) -> None:
+        deployer = self.child(deployer_name(app))
+        if deployer is not None:
+            self.send(deployer, Reconsider())
+
+    def _known_app(self, message: Any, sender: Any) -> bool:
+        if message.app in self.apps:
+            return True
+        known = ", ".join(self.apps) or "none"
+        error = f"no application {message.app!r} (configured: {known})"
+        self.send(sender, Reply(message.request_id, error=error))
+        return False
 
     def _forward(self, name: str, message: Any, sender: Any) -> None:
         target = self.child(name)

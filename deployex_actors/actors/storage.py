@@ -10,26 +10,31 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from deployex_actors.actors.base import DeployexActor
 from deployex_actors.actors.messages import (
-    CurrentRead,
+    DesiredRead,
     EventsQuery,
+    Ghost,
+    GhostsQuery,
     Journal,
     PrepareRelease,
-    ReadCurrent,
+    ReadDesired,
     RecordVersion,
     ReleasePrepared,
     Reply,
+    SetMode,
     StartStorage,
+    Unghost,
     VersionsQuery,
 )
-from deployex_actors.catalog import Catalog
+from deployex_actors.catalog import Catalog, tarball_key
 from deployex_actors.config import Config
 from deployex_actors.errors import DeployexError
-from deployex_actors.state import StateStore
+from deployex_actors.state import AppMode, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +62,31 @@ class Storage(DeployexActor):
 
     # -- bucket ----------------------------------------------------------------------------------
 
-    def receiveMsg_ReadCurrent(self, message: ReadCurrent, sender: Any) -> None:
-        try:
-            release = self.releases.read_current(message.app)
-        except DeployexError as exc:
-            self.send(sender, CurrentRead(message.app, error=str(exc)))
-            return
-        self.send(
-            sender,
-            CurrentRead(message.app, release.version, release.hash, tuple(release.pre_commands)),
-        )
+    def receiveMsg_ReadDesired(self, message: ReadDesired, sender: Any) -> None:
+        app = message.app
+        mode = self.state.mode(app)
+        ghosts = tuple(g.version for g in self.state.ghosts(app))
+        history = self.state.versions(app)
+        last_good = next((v.version for v in history if v.version not in ghosts), None)
+        if mode.mode == "manual":
+            record = next((v for v in history if v.version == mode.pinned_version), None)
+            reply = DesiredRead(
+                app,
+                mode.pinned_version,
+                record.hash if record else None,
+                tuple(record.pre_commands) if record else (),
+                "manual",
+                ghosts,
+            )
+        else:
+            try:
+                release = self.releases.read_current(app)
+            except DeployexError as exc:
+                reply = DesiredRead(app, mode="automatic", ghosts=ghosts, error=str(exc))
+            else:
+                pre = tuple(release.pre_commands)
+                reply = DesiredRead(app, release.version, release.hash, pre, "automatic", ghosts)
+        self.send(sender, replace(reply, last_good=last_good))
 
     def receiveMsg_PrepareRelease(self, message: PrepareRelease, sender: Any) -> None:
         error = None
@@ -113,6 +133,52 @@ class Storage(DeployexActor):
             message.kind, message.message, actor=message.actor, app=message.app,
             sname=message.sname,
         )  # fmt: skip
+
+    def receiveMsg_Ghost(self, message: Ghost, sender: Any) -> None:
+        self.state.ghost(message.app, message.version, message.reason)
+        self._journal("ghosted", f"{message.version} ghosted: {message.reason}", "deployer",
+                      message.app, message.sname)  # fmt: skip
+
+    def receiveMsg_GhostsQuery(self, message: GhostsQuery, sender: Any) -> None:
+        ghosts = self.state.ghosts(message.app)
+        self.send(message.reply_to or sender, Reply(message.request_id, ghosts))
+
+    def receiveMsg_Unghost(self, message: Unghost, sender: Any) -> None:
+        removed = self.state.unghost(message.app, message.version)
+        what = message.version or "all ghosts"
+        self._journal("unghosted", f"{what} removed from the ghost list ({removed})",
+                      message.actor, message.app)  # fmt: skip
+        self.send(message.reply_to or sender, Reply(message.request_id, removed))
+
+    def receiveMsg_SetMode(self, message: SetMode, sender: Any) -> None:
+        try:
+            self._set_mode(message)
+        except DeployexError as exc:
+            self.send(message.reply_to or sender, Reply(message.request_id, error=str(exc)))
+            return
+        self.send(message.reply_to or sender, Reply(message.request_id, message.version or "auto"))
+
+    def _set_mode(self, message: SetMode) -> None:
+        app, version = message.app, message.version
+        if version is None:
+            self.state.set_mode(app, AppMode("automatic"))
+            self._journal("mode", "automatic: following current.json", message.actor, app)
+            return
+        if self.state.is_ghosted(app, version):
+            raise DeployexError(f"{app} {version} is ghosted; remove it from the ghosts first")
+        known = {v.version for v in self.state.versions(app)}
+        if version not in known and version not in self.releases.list_versions(app):
+            raise DeployexError(
+                f"{app} {version} is neither in the history nor in the bucket "
+                f"({tarball_key(app, version)} is missing)"
+            )
+        self.state.set_mode(app, AppMode("manual", version))
+        self._journal("mode", f"manual: pinned to {version}", message.actor, app)
+
+    def _journal(
+        self, kind: str, text: str, actor: str, app: str | None = None, sname: str | None = None
+    ) -> None:
+        self.receiveMsg_Journal(Journal(kind, text, actor, app, sname), None)
 
     def receiveMsg_VersionsQuery(self, message: VersionsQuery, sender: Any) -> None:
         records = self.state.versions(message.app)

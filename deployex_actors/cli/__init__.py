@@ -19,6 +19,7 @@ from deployex_actors.cli import (
     events,
     hash_password,
     restart,
+    rollout_commands,
     run,
     shell,
     status,
@@ -26,7 +27,18 @@ from deployex_actors.cli import (
 )
 from deployex_actors.errors import DeployexError
 
-COMMANDS = (run, status, restart, versions, events, shell, check_config, hash_password, bucket)
+COMMANDS = (
+    run,
+    status,
+    restart,
+    rollout_commands,
+    versions,
+    events,
+    shell,
+    check_config,
+    hash_password,
+    bucket,
+)
 PROG = "deployex"
 
 
@@ -72,11 +84,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         fail(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return 1
-
-
-def add_config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        metavar="YAML",
-        help="configuration file (default: $DEPLOYEX_CONFIG_YAML_PATH, else config/local.yaml)",
-    )

@@ -11,14 +11,13 @@ import json
 from pathlib import Path
 
 from deployex_actors import catalog
+from deployex_actors.cli.attach import add_config_option
 from deployex_actors.config import load_config
 
 HELP = "publish and inspect releases in the release bucket"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from deployex_actors.cli import add_config_option
-
     parser = subparsers.add_parser("bucket", help=HELP, description=HELP)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from deployex_actors.cli.attach import add_config_option, facade
+
 HELP = "restart one replica (SNAME) or every replica of APP"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from deployex_actors.cli import add_config_option
-
     parser = subparsers.add_parser("restart", help=HELP, description=HELP)
     parser.add_argument("app")
     parser.add_argument("sname", nargs="?")
@@ -18,8 +18,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deployex_actors.client import DeployEx
-
-    snames = DeployEx.attach(args.config).restart(args.app, args.sname, actor="cli")
+    snames = facade(args).restart(args.app, args.sname, actor="cli")
     print(f"restarting {', '.join(snames) if snames else 'nothing (no replica runs)'}")
     return 0

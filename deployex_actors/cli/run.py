@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from deployex_actors.cli.attach import add_config_option
+
 HELP = "run DeployEx in the foreground until SIGTERM/SIGINT"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from deployex_actors.cli import add_config_option
-
     parser = subparsers.add_parser("run", help=HELP, description=HELP)
     add_config_option(parser)
     parser.add_argument(

@@ -7,14 +7,13 @@ import json
 import time
 from dataclasses import asdict
 
+from deployex_actors.cli.attach import add_config_option, facade
 from deployex_actors.core.status import DeployexSnapshot
 
 HELP = "show the status of every app and replica"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from deployex_actors.cli import add_config_option
-
     parser = subparsers.add_parser("status", help=HELP, description=HELP)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     add_config_option(parser)
@@ -22,9 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deployex_actors.client import DeployEx
-
-    snapshot = DeployEx.attach(args.config).status()
+    snapshot = facade(args).status()
     print(json.dumps(asdict(snapshot), indent=2) if args.json else render(snapshot))
     return 0
 

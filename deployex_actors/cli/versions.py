@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from deployex_actors.cli.attach import add_config_option, facade
+
 HELP = "show the deployment history of APP"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from deployex_actors.cli import add_config_option
-
     parser = subparsers.add_parser("versions", help=HELP, description=HELP)
     parser.add_argument("app")
     add_config_option(parser)
@@ -17,9 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deployex_actors.client import DeployEx
-
-    for record in DeployEx.attach(args.config).versions(args.app):
+    for record in facade(args).versions(args.app):
         print(
             f"{record.at:%Y-%m-%d %H:%M:%S}  {record.version:<12} {record.sname:<20} {record.kind}"
         )

@@ -13,6 +13,7 @@ from deployex_actors.config.model import (
     EnvVar,
     Monitoring,
     Notification,
+    Readiness,
     ReplicaPort,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "EnvVar",
     "Monitoring",
     "Notification",
+    "Readiness",
     "ReplicaPort",
     "load_config",
     "parse_config",

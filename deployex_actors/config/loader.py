@@ -354,7 +354,17 @@ class _Reader:
             restart_backoff_max_ms=self.take(
                 item, path, "restart_backoff_max_ms", int, 300_000, minimum=0
             ),
+            readiness=self.readiness(item.get("readiness"), f"{path}.readiness"),
         )
+        if app.readiness and app.readiness.type in ("tcp", "http") and not app.replica_ports:
+            self.problem(f"{path}.readiness.type", f"{app.readiness.type!r} needs replica_ports")
+        port_keys = [p.key for p in app.replica_ports]
+        if app.readiness and app.readiness.port and app.readiness.port not in port_keys:
+            self.problem(
+                f"{path}.readiness.port",
+                f"{app.readiness.port!r} is not one of the replica_ports keys "
+                f"({', '.join(port_keys) or 'none'})",
+            )
         if app.restart_backoff_base_ms > app.restart_backoff_max_ms:
             self.problem(
                 f"{path}.restart_backoff_base_ms",
@@ -362,6 +372,24 @@ class _Reader:
                 f"{app.restart_backoff_max_ms}",
             )
         return app if name else None
+
+    def readiness(self, raw: Any, path: str) -> model.Readiness | None:
+        if raw is None:
+            return None
+        item = self.mapping(raw, path)
+        if item is None:
+            return None
+        self.warn_unknown(item, path, model.Readiness.__dataclass_fields__)
+        kind = self.take(item, path, "type", str, choices=model.READINESS_TYPES)
+        if kind is None:
+            return None
+        return model.Readiness(
+            type=kind,
+            path=self.take(item, path, "path", str, "/"),
+            port=self.take(item, path, "port", str, None),
+            timeout_ms=self.take(item, path, "timeout_ms", int, 1_000, minimum=1),
+            interval_ms=self.take(item, path, "interval_ms", int, 500, minimum=10),
+        )
 
     def replica_port(self, raw: Any, path: str) -> model.ReplicaPort | None:
         item = self.mapping(raw, path)

@@ -97,6 +97,24 @@ class Certificate:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
+READINESS_TYPES = ("tcp", "http", "otp")
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Ours: what else "ready" requires, beyond running `ready_after_ms`.
+
+    tcp: the replica's port accepts a connection; http: GET `path` on it answers 2xx;
+    otp: the node answers over distribution. `port` names a replica_ports key (default: first).
+    """
+
+    type: str
+    path: str = "/"
+    port: str | None = None
+    timeout_ms: int = 1_000
+    interval_ms: int = 500
+
+
 @dataclass(frozen=True)
 class Application:
     name: str
@@ -112,6 +130,7 @@ class Application:
     ready_after_ms: int = 30_000
     restart_backoff_base_ms: int = 2_000
     restart_backoff_max_ms: int = 300_000
+    readiness: Readiness | None = None
 
     def ports_of_slot(self, slot: int) -> dict[str, int]:
         """Port variables of port slot `slot` (0..replicas, the last one being the spare)."""

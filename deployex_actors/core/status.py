@@ -40,6 +40,10 @@ class AppSnapshot:
     desired_version: str | None = None
     error: str | None = None
     replicas: tuple[ReplicaSnapshot, ...] = ()
+    mode: str = "automatic"  # automatic | manual
+    pinned_version: str | None = None
+    ghosts: tuple[str, ...] = ()
+    rollout: str = ""  # what the rollout is doing now, in words
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,562 @@
+"""Benchmark: crash -> respawn latency and idle overhead, deployex vs supervisord and circus.
+
+    .venv/bin/python -m tests.benchmarks.bench_supervision [--replicas 10,50] [--seconds 60]
+        [--restarts 100] [--crash-replicas 10] [--settle 10] [--idle-beam]
+
+(`.venv/bin/pip install -e .[bench]` brings supervisor and circus.)
+
+One program is supervised by all three: a bash script that stamps `start` and `exit` lines with
+$EPOCHREALTIME and sleeps with `read -t` (both builtins: it never forks). supervisord and circus
+run it directly as `erl MODE SLOT LOG`. deployex runs as a real `deployex run` of the mygleamapp
+0.1.0 fixture (backoff base 0), with the script first on its PATH under the name `erl`: the
+unpack, spawn, pidfd watch and restart path are the product's own, only the BEAM is swapped
+(mode and log come from the environment, the slot from the replica's PORT).
+
+Crash: each supervisor in turn runs --crash-replicas copies that live 200-499 ms (random, so
+circus' 1 s tick cannot phase-lock) and exit 1. Latency = next `start` - previous `exit` of the
+same slot; the first restart of each slot is warm-up and dropped. A bash `while` loop running the
+same script is the floor: the script's own exec and start-up.
+
+Idle: for each N in --replicas, the three run N sleeping copies side by side; after --settle s,
+one shared window of --seconds: CPU (utime+stime, /proc/PID/stat, 10 ms ticks) of the
+supervisor's own processes per minute, and their PSS/USS (/proc/PID/smaps_rollup) at its end.
+Own processes: deployex, the `deployex run` launcher and every process of the actor system's
+session (not the replicas); supervisord, supervisord; circus, circusd and any helper it forks.
+Under the script, each deployex Monitor keeps retrying its distribution link (every 5 s) to a
+node that never registers, which a real deployment does not do; --idle-beam runs the real
+mygleamapp nodes under deployex instead, linked as in production (the peers never talk to what
+they run, so their cost does not depend on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from tests.beam_fixtures import ReleaseDist, build_releases, wait_until
+from tests.deployex_service import Service, app_entry, publish, write_config
+
+APP, VERSION = "mygleamapp", "0.1.0"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BIN = Path(sys.executable).parent
+WARMUP_RESTARTS = 1  # per slot
+# Below these a peer's figure is noise (PSS growth per replica) or zero ticks: no ratio.
+RESOLUTION = {"PSS MiB/replica": 0.05, "CPU s/min": 0.0}
+
+CHILD = r"""#!/bin/bash
+# `erl MODE SLOT LOG` under the peers; under deployex `erl -pa ...` with BENCH_MODE, BENCH_LOG
+# and the replica's PORT in the environment.
+mode=$BENCH_MODE slot=$PORT log=$BENCH_LOG
+if [[ $1 == crash || $1 == idle ]]; then mode=$1 slot=$2 log=$3; fi
+echo "start $EPOCHREALTIME $slot $$" >>"$log"
+if [[ $mode == crash ]]; then
+    read -rt "0.$((RANDOM % 300 + 200))" <>"@FIFO@"
+    echo "exit $EPOCHREALTIME $slot $$" >>"$log"
+    exit 1
+fi
+read -rt 86400 <>"@FIFO@"
+"""
+
+
+def write_child(work: Path) -> Path:
+    """The supervised script as `<work>/bin/erl`; a FIFO nobody writes gives `read -t` a wait."""
+    fifo = work / "never.fifo"
+    os.mkfifo(fifo)
+    child = work / "bin" / "erl"
+    child.parent.mkdir()
+    child.write_text(CHILD.replace("@FIFO@", str(fifo)))
+    child.chmod(0o755)
+    return child
+
+
+# --- the script's own log ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # start | exit
+    at_us: int
+    slot: str
+    pid: int
+
+
+def read_events(log: Path) -> list[Event]:
+    events = []
+    with contextlib.suppress(FileNotFoundError):
+        for line in log.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                kind, stamp, slot, pid = line.split()
+                seconds, micros = stamp.split(".")
+                events.append(Event(kind, int(seconds) * 10**6 + int(micros), slot, int(pid)))
+    return events
+
+
+def restart_latencies_ms(events: list[Event]) -> list[float]:
+    """Next start - previous exit per slot, the first WARMUP_RESTARTS of each slot dropped."""
+    exits: dict[str, int] = {}
+    restarts: Counter[str] = Counter()
+    latencies = []
+    for event in events:
+        if event.kind == "exit":
+            exits[event.slot] = event.at_us
+        elif event.slot in exits:
+            restarts[event.slot] += 1
+            gap_ms = (event.at_us - exits.pop(event.slot)) / 1000
+            if restarts[event.slot] > WARMUP_RESTARTS:
+                latencies.append(gap_ms)
+    return latencies
+
+
+def started_slots(log: Path) -> set[str]:
+    return {e.slot for e in read_events(log) if e.kind == "start"}
+
+
+# --- the supervisors --------------------------------------------------------------------------
+
+
+class Supervision:
+    """One supervisor running `count` copies of the script in `mode` (crash | idle)."""
+
+    name = ""
+
+    def __init__(self, work: Path, mode: str, count: int) -> None:
+        self.mode, self.count = mode, count
+        self.dir = work / f"{self.name.split()[0]}-{mode}-{count}"
+        self.dir.mkdir(parents=True)
+        self.log = self.dir / "events.log"
+
+    def start(self, child: Path) -> None:
+        raise NotImplementedError
+
+    def wait_started(self) -> None:
+        wait_until(
+            lambda: len(started_slots(self.log)) >= self.count,
+            120,
+            f"{self.name}: all {self.count} copies started",
+            interval_s=0.1,
+        )
+
+    def own_pids(self) -> list[int]:
+        """The supervisor's own live processes, never the supervised ones."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class DeployexRun(Supervision):
+    name = "deployex"
+
+    def __init__(
+        self, work: Path, mode: str, count: int, dist: ReleaseDist, real_beam: bool = False
+    ) -> None:
+        super().__init__(work, mode, count)
+        self.real_beam = real_beam and mode == "idle"
+        entry = app_entry(
+            APP,
+            replicas=count,
+            ready_after_ms=3_600_000,  # never ready: every crash extends the streak
+            restart_backoff_base_ms=0,
+            restart_backoff_max_ms=0,
+        )
+        del entry["deploy_schedule_interval_ms"]  # the product's default, not the tests' 500 ms
+        config = write_config(self.dir, [entry])
+        publish(config, dist, APP, VERSION)
+        self.service = Service(config, self.dir)
+
+    def start(self, child: Path) -> None:
+        if self.real_beam:
+            self.service.start()
+            return
+        path = f"{child.parent}{os.pathsep}{os.environ['PATH']}"
+        with _environment(PATH=path, BENCH_MODE=self.mode, BENCH_LOG=str(self.log)):
+            self.service.start()
+
+    def wait_started(self) -> None:
+        if not self.real_beam:
+            super().wait_started()
+            return
+        self.service.wait_app(
+            APP,
+            lambda app: sum(r.otp == "connected" for r in app.replicas) == self.count,
+            f"{self.count} BEAM replicas linked",
+            deadline_s=60 + self.count * 2,
+        )
+
+    def own_pids(self) -> list[int]:
+        launchers = [p.pid for p in self.service.procs if p.poll() is None]
+        return launchers + [p.pid for p in self.service.system_processes()]
+
+    def stop(self) -> None:
+        if not self.service.sessions:  # start() failed before it learnt the admin's session
+            with contextlib.suppress(Exception):
+                self.service.sessions.add(os.getsid(self.service.admin_pid()))
+        self.service.kill_everything()
+
+
+class Daemon(Supervision):
+    """A peer daemon in the foreground, in its own session; stopped by SIGTERM to its pid."""
+
+    program = ""
+    proc: subprocess.Popen | None = None
+
+    def command(self, child: Path) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, child: Path) -> None:
+        executable = BIN / self.program
+        if not executable.exists():
+            raise SystemExit(f"{executable} is missing: .venv/bin/pip install -e '.[bench]'")
+        with (self.dir / "daemon.out").open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(executable), *self.command(child)],
+                cwd=self.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def own_pids(self) -> list[int]:
+        supervised = {e.pid for e in read_events(self.log)}
+        try:
+            descendants = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            return []
+        own = [self.proc.pid]
+        for proc in descendants:  # breadth first: a parent comes before its children
+            with contextlib.suppress(psutil.Error):
+                if proc.pid in supervised or proc.ppid() in supervised:
+                    supervised.add(proc.pid)
+                else:
+                    own.append(proc.pid)
+        return own
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Supervisord(Daemon):
+    name, program = "supervisord", "supervisord"
+
+    def command(self, child: Path) -> list[str]:
+        conf = self.dir / "supervisord.conf"
+        conf.write_text(
+            f"[supervisord]\nnodaemon=true\nloglevel=warn\nlogfile={self.dir}/supervisord.log\n"
+            f"pidfile={self.dir}/supervisord.pid\nchildlogdir={self.dir}\n\n"
+            f"[program:child]\ncommand={child} {self.mode} %(process_num)d {self.log}\n"
+            f"numprocs={self.count}\nprocess_name=%(program_name)s_%(process_num)03d\n"
+            "autostart=true\nautorestart=true\nstartsecs=0\nstartretries=1000000\n"
+            "stopsignal=TERM\nstopwaitsecs=10\n"
+        )
+        return ["-c", str(conf)]
+
+
+class Circus(Daemon):
+    name, program = "circus", "circusd"
+
+    def command(self, child: Path) -> list[str]:
+        ini = self.dir / "circus.ini"
+        ini.write_text(
+            f"[circus]\nendpoint = ipc://{self.dir}/ctrl.sock\n"
+            f"pubsub_endpoint = ipc://{self.dir}/pubsub.sock\nstatsd = False\n"
+            "check_delay = 1.0\n\n"
+            f"[watcher:child]\ncmd = {child}\nargs = {self.mode} $(circus.wid) {self.log}\n"
+            f"numprocesses = {self.count}\nrespawn = True\ncheck_flapping = False\n"
+            "warmup_delay = 0\ngraceful_timeout = 10\n"
+        )
+        return ["--log-level", "warning", "--log-output", str(self.dir / "circus.log"), str(ini)]
+
+
+class ShellLoop(Supervision):
+    """The floor: `while :; do erl ...; done`, one bash per slot."""
+
+    name = "bash loop (floor)"
+    loops: list[subprocess.Popen]
+
+    def start(self, child: Path) -> None:
+        script = 'while :; do "$0" "$1" "$2" "$3"; done'
+        self.loops = [
+            subprocess.Popen(
+                ["bash", "-c", script, str(child), self.mode, str(slot), str(self.log)],
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            for slot in range(self.count)
+        ]
+
+    def own_pids(self) -> list[int]:
+        return [loop.pid for loop in self.loops if loop.poll() is None]
+
+    def stop(self) -> None:
+        for loop in getattr(self, "loops", []):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(loop.pid, signal.SIGKILL)
+            loop.wait()
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def running(supervision: Supervision, child: Path, logs: list[Path]) -> Iterator[Supervision]:
+    logs.append(supervision.log)
+    try:
+        supervision.start(child)
+        supervision.wait_started()
+        yield supervision
+    finally:
+        supervision.stop()
+
+
+def kill_leftovers(logs: list[Path], child: Path) -> list[int]:
+    """The safety net: any copy of the script still alive is SIGKILLed (and reported)."""
+    killed = []
+    for log in logs:
+        for pid in {e.pid for e in read_events(log)}:
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                if str(child) in proc.cmdline():
+                    proc.kill()
+                    killed.append(pid)
+    return killed
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Overhead:
+    cpu_s_per_min: float
+    pss_mib: float
+    uss_mib: float
+    processes: int
+    restarts: int  # supervised starts during the window (0 when really idle)
+
+
+def cpu_ticks(pids: list[int]) -> dict[tuple[int, int], int]:
+    """(pid, start time) -> utime + stime, in clock ticks."""
+    ticks = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks[(pid, int(fields[19]))] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def memory_kib(pid: int) -> tuple[int, int]:
+    """(PSS, USS) of one process."""
+    values: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("Pss", "Private_Clean", "Private_Dirty"):
+                values[key] = int(rest.split()[0])
+    return values.get("Pss", 0), values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
+
+
+def measure_idle(supervisions: list[Supervision], seconds: float) -> dict[str, Overhead]:
+    """One shared window for all, so machine noise hits every supervisor alike."""
+    before = {s.name: cpu_ticks(s.own_pids()) for s in supervisions}
+    starts = {s.name: len(read_events(s.log)) for s in supervisions}
+    began = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - began
+    found = {}
+    for s in supervisions:
+        pids = s.own_pids()
+        after = cpu_ticks(pids)
+        used = sum(t - before[s.name].get(key, 0) for key, t in after.items())
+        pss, uss = map(sum, zip(*map(memory_kib, pids), strict=True)) if pids else (0, 0)
+        found[s.name] = Overhead(
+            cpu_s_per_min=used / CLK_TCK * 60 / elapsed,
+            pss_mib=pss / 1024,
+            uss_mib=uss / 1024,
+            processes=len(pids),
+            restarts=len(read_events(s.log)) - starts[s.name],
+        )
+    return found
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def percentile(samples: list[float], p: int) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[p - 1]
+
+
+def summary_rows(
+    latencies: dict[str, list[float]], idle: dict[int, dict[str, Overhead]]
+) -> tuple[list[str], dict[str, dict[str, float]]]:
+    ns = sorted(idle)
+    columns = ["restart p50 ms", "restart p90 ms"]
+    columns += [f"CPU s/min N={n}" for n in ns] + [f"PSS MiB N={n}" for n in ns]
+    columns.append("PSS MiB/replica" + (f" ({ns[0]}->{ns[-1]})" if len(ns) > 1 else ""))
+    rows: dict[str, dict[str, float]] = {}
+    for name, samples in latencies.items():
+        rows[name] = {columns[0]: percentile(samples, 50), columns[1]: percentile(samples, 90)}
+    for n in ns:
+        for name, overhead in idle[n].items():
+            rows[name][f"CPU s/min N={n}"] = overhead.cpu_s_per_min
+            rows[name][f"PSS MiB N={n}"] = overhead.pss_mib
+    for values in rows.values():
+        pss = [values.get(f"PSS MiB N={n}") for n in ns]
+        if ns and None not in pss:
+            slope = (pss[-1] - pss[0]) / (ns[-1] - ns[0]) if len(ns) > 1 else pss[0] / ns[0]
+            values[columns[-1]] = slope
+    return columns, rows
+
+
+def ratio_rows(rows: dict[str, dict[str, float]], ours: str) -> dict[str, dict[str, float]]:
+    """ours / peer per column; none where the peer's figure is below what we can resolve."""
+    ratios = {}
+    for peer in ("supervisord", "circus"):
+        if ours in rows and peer in rows:
+            ratios[f"{ours} / {peer}"] = {
+                column: rows[ours][column] / value
+                for column, value in rows[peer].items()
+                if value > RESOLUTION.get(column.split(" N=")[0].split(" (")[0], 0)
+                and column in rows[ours]
+            }
+    return ratios
+
+
+def print_table(columns: list[str], rows: dict[str, dict[str, float]], unit: str = "") -> None:
+    width = max(len(name) for name in rows) + 2
+    print("".ljust(width) + "  ".join(c.rjust(max(len(c), 8)) for c in columns))
+    for name, values in rows.items():
+        cells = []
+        for column in columns:
+            value = values.get(column)
+            text = "-" if value is None else _fmt(value) + unit
+            cells.append(text.rjust(max(len(column), 8)))
+        print(name.ljust(width) + "  ".join(cells))
+
+
+def _fmt(value: float) -> str:
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.2f}" if abs(value) >= 0.1 else f"{value:.2g}"
+
+
+def print_report(
+    args: argparse.Namespace,
+    latencies: dict[str, list[float]],
+    idle: dict[int, dict[str, Overhead]],
+) -> None:
+    columns, rows = summary_rows(latencies, idle)
+    counts = ", ".join(f"{name} {len(samples)}" for name, samples in latencies.items())
+    print(
+        f"\nrestart: {args.crash_replicas} copies crash-looping (life 200-499 ms), "
+        f"samples: {counts}"
+    )
+    what = "real linked BEAM nodes under deployex, " if args.idle_beam else ""
+    print(
+        f"idle: N sleeping copies ({what}shared {args.seconds:g} s window after "
+        f"{args.settle:g} s)\n"
+    )
+    print_table(columns, rows)
+    print()
+    print_table(columns, ratio_rows(rows, "deployex"), unit="x")
+    print("\nidle details (processes counted, USS MiB, supervised starts in the window):")
+    for n, found in sorted(idle.items()):
+        parts = [f"{k} {o.processes} / {o.uss_mib:.1f} / {o.restarts}" for k, o in found.items()]
+        print(f"  N={n}: " + "; ".join(parts))
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def collect_restarts(supervision: Supervision, wanted: int) -> list[float]:
+    deadline_s = 60 + wanted * 3 / supervision.count
+    wait_until(
+        lambda: len(restart_latencies_ms(read_events(supervision.log))) >= wanted,
+        deadline_s,
+        f"{supervision.name}: {wanted} restarts",
+        interval_s=0.2,
+    )
+    return restart_latencies_ms(read_events(supervision.log))
+
+
+def run(args: argparse.Namespace, dist: ReleaseDist, work: Path, logs: list[Path]) -> None:
+    child = write_child(work)
+    deployex: Callable[..., Supervision] = functools.partial(
+        DeployexRun, dist=dist, real_beam=args.idle_beam
+    )
+    latencies: dict[str, list[float]] = {}
+    for make in (deployex, Supervisord, Circus, ShellLoop):
+        with running(make(work, "crash", args.crash_replicas), child, logs) as supervision:
+            latencies[supervision.name] = collect_restarts(supervision, args.restarts)
+        print(f"crash: {supervision.name} done", file=sys.stderr, flush=True)
+    idle: dict[int, dict[str, Overhead]] = {}
+    for n in args.replicas:
+        with contextlib.ExitStack() as stack:
+            supervisions = [
+                stack.enter_context(running(make(work, "idle", n), child, logs))
+                for make in (deployex, Supervisord, Circus)
+            ]
+            time.sleep(args.settle)
+            idle[n] = measure_idle(supervisions, args.seconds)
+        print(f"idle: N={n} done", file=sys.stderr, flush=True)
+    print_report(args, latencies, idle)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--replicas", default="10,50", help="idle sizes, comma separated")
+    parser.add_argument("--seconds", type=float, default=60, help="idle window")
+    parser.add_argument("--settle", type=float, default=10, help="idle settle time")
+    parser.add_argument("--restarts", type=int, default=100, help="restart samples per peer")
+    parser.add_argument("--crash-replicas", type=int, default=10)
+    parser.add_argument(
+        "--idle-beam",
+        action="store_true",
+        help="idle: deployex runs the real mygleamapp nodes (linked) instead of the script",
+    )
+    args = parser.parse_args()
+    args.replicas = [int(n) for n in args.replicas.split(",")]
+    dist = build_releases()  # before PATH changes: it asks the real erl for its OTP release
+    logs: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="bench-supervision-") as tmp:
+        try:
+            run(args, dist, Path(tmp), logs)
+        finally:
+            killed = kill_leftovers(logs, Path(tmp) / "bin" / "erl")
+            if killed:
+                print(f"WARNING: SIGKILLed leftover supervised processes {killed}")
+
+
+if __name__ == "__main__":
+    main()

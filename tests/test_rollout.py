@@ -1,0 +1,254 @@
+"""Rollouts with real replicas: overlap, rollback and ghosting, manual mode, errors, resumption."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from deployex_actors.catalog import current_json_key, tarball_key
+from deployex_actors.core.status import AppSnapshot
+from tests.beam_fixtures import ReleaseDist, wait_until
+from tests.deployex_service import Service, app_entry, publish, running_service, write_config
+from tests.tarballs import build_tarball, file, symlink
+
+pytestmark = pytest.mark.slow
+APP = "mygleamapp"
+
+
+def serving(version: str, count: int = 3):
+    def check(app: AppSnapshot) -> bool:
+        ready = [r for r in app.replicas if r.status == "running" and r.version == version]
+        return len(ready) == count and len(app.replicas) == count
+
+    return check
+
+
+class Prober:
+    """Connects to every port slot every 50 ms and records how many replicas answered."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self.counts: list[int] = []
+        self.versions: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _answer(self, port: int) -> str | None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2) as c:
+            c.settimeout(0.5)
+            return c.recv(100).decode().strip() or None
+        return None
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            answers = [a for a in map(self._answer, self.ports) if a]
+            self.counts.append(len(answers))
+            self.versions.update(answers)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Prober]:
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            self._thread.join(5)
+
+
+def slot_ports(config_entry: dict) -> list[int]:
+    base = config_entry["replica_ports"][0]["base"]
+    return [base + slot for slot in range(config_entry["replicas"] + 1)]
+
+
+def events(service: Service, kind: str | None = None) -> list:
+    return service.client().events(app=APP, kind=kind, limit=1000)[::-1]  # oldest first
+
+
+def test_rolling_to_a_new_version_never_drops_below_three_serving_replicas(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    entry = app_entry(APP)
+    config = write_config(tmp_path, [entry])
+    publish(config, release_dist, APP, "0.1.0")
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app(APP, serving("0.1.0"), "three 0.1.0 replicas")
+        with Prober(slot_ports(entry)).running() as prober:
+            wait_until(lambda: len(prober.counts) > 5, 10, "the prober started")
+            publish(config, release_dist, APP, "0.2.0")
+            service.wait_app(APP, serving("0.2.0"), "three 0.2.0 replicas", deadline_s=90)
+        assert min(prober.counts) >= 3, prober.counts
+        assert prober.versions == {f"{APP} 0.1.0", f"{APP} 0.2.0"}
+        history = [h for h in service.client().versions(APP) if h.version == "0.2.0"]
+        assert len(history) == 3
+        assert not {h.sname for h in history} & {r.sname for r in before.replicas}
+        # each old replica was stopped only after the replica started for it was ready
+        log = events(service)
+        retired = [e for e in log if e.kind == "retire"]
+        assert len(retired) == 3
+        for event in retired:
+            started = next(e for e in log if e.kind == "deploy" and event.sname in e.message)
+            assert log.index(started) < log.index(event)
+
+
+def test_a_crashing_version_is_rolled_back_ghosted_and_never_tried_again(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    # 0.3.0 halts 2 s after boot: with ready_after 3 s it can never be ready.
+    entry = app_entry(APP, ready_after_ms=3000, deploy_rollback_timeout_ms=6000)
+    config = write_config(tmp_path, [entry])
+    publish(config, release_dist, APP, "0.2.0")
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app(APP, serving("0.2.0"), "three 0.2.0 replicas", deadline_s=90)
+        publish(config, release_dist, APP, "0.3.0")
+        service.wait_app(APP, lambda a: "0.3.0" in a.ghosts, "0.3.0 ghosted", 60)
+        after = service.wait_app(APP, serving("0.2.0"), "the 0.3.0 replica gone")
+        assert {r.sname: r.pid for r in after.replicas} == {r.sname: r.pid for r in before.replicas}
+        assert [g.version for g in service.client().ghosts(APP)] == ["0.3.0"]
+
+        def tries_of_030() -> int:
+            return len([e for e in events(service, "deploy") if "0.3.0" in e.message])
+
+        tries = tries_of_030()
+        # later ticks, then a stop of DeployEx and its replicas and a new start, try no 0.3.0:
+        # the last good version comes back
+        service.proc.send_signal(signal.SIGTERM)
+        service.proc.wait(60)
+        service.start()
+        service.wait_app(APP, serving("0.2.0"), "0.2.0 serving after the restart", 90)
+        assert tries_of_030() == tries
+        assert service.app(APP).desired_version == "0.3.0"
+
+
+def test_manual_pin_back_to_an_old_version_then_automatic_again(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, [app_entry(APP, replicas=2)])
+    publish(config, release_dist, APP, "0.1.0")
+    with running_service(config, tmp_path) as service:
+        service.wait_app(APP, serving("0.1.0", 2), "two 0.1.0 replicas")
+        publish(config, release_dist, APP, "0.2.0")
+        service.wait_app(APP, serving("0.2.0", 2), "two 0.2.0 replicas", deadline_s=90)
+        dx = service.client()
+        dx.set_mode(APP, "0.1.0")
+        pinned = service.wait_app(APP, serving("0.1.0", 2), "pinned back to 0.1.0", 90)
+        assert (pinned.mode, pinned.pinned_version) == ("manual", "0.1.0")
+        with pytest.raises(Exception, match="neither in the history nor in the bucket"):
+            dx.set_mode(APP, "9.9.9")
+        dx.set_mode(APP, None)
+        auto = service.wait_app(APP, serving("0.2.0", 2), "following current.json", 90)
+        assert auto.mode == "automatic"
+        kinds = [e.kind for e in events(service)]
+        assert kinds.count("mode") == 2
+
+
+def _write_raw(config: Path, key: str, data: bytes) -> None:
+    bucket = Path(json.loads(json.dumps(str(config.parent / "bucket"))))
+    target = bucket / key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def _bad_release(tmp: Path, kind: str) -> bytes:
+    path = tmp / f"bad-{kind}.tar.gz"
+    if kind == "corrupt":
+        return b"\x1f\x8b this is not gzip"
+    if kind == "escape":
+        build_tarball(path, [file("erlang-shipment/ok", b"x"), file("../../escaped", b"x")])
+    elif kind == "no_executable":
+        build_tarball(path, [file("README", b"a release without its program\n")])
+    elif kind == "link_out":
+        build_tarball(path, [symlink("erlang-shipment", "/etc")])
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing_current", "no current.json"),
+        ("invalid_json", "not valid JSON"),
+        ("missing_tarball", "no tarball"),
+        ("corrupt", "not a readable gzip tar archive"),
+        ("escape", "escape"),
+        ("link_out", "symlink to an absolute path"),
+        ("no_executable", "missing"),
+    ],
+)
+def test_each_error_is_visible_harmless_and_leaves_no_stray_folders(
+    case: str, expected: str, release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    entry = app_entry(APP, replicas=2, ready_after_ms=1000, deploy_rollback_timeout_ms=5000)
+    config = write_config(tmp_path, [entry])
+    publish(config, release_dist, APP, "0.1.0")
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app(APP, serving("0.1.0", 2), "two 0.1.0 replicas")
+        current = current_json_key(APP, "test")
+        if case == "missing_current":
+            (tmp_path / "bucket" / current).unlink()
+        elif case == "invalid_json":
+            _write_raw(config, current, b'{"version": "0.4.0",')
+        else:
+            _write_raw(config, current, b'{"version": "0.4.0"}')
+            if case != "missing_tarball":
+                _write_raw(config, tarball_key(APP, "0.4.0"), _bad_release(tmp_path, case))
+
+        def shows_error(app: AppSnapshot) -> bool:
+            text = (app.error or "") + " ".join(r.last_error or "" for r in app.replicas)
+            return expected.lower() in text.lower() or "0.4.0" in app.ghosts
+
+        service.wait_app(APP, shows_error, f"the {case} error in status", deadline_s=40)
+        # the running version keeps serving, untouched
+        wait_until(lambda: len(events(service, "deploy_error")) + len(events(service, "ghosted"))
+                   >= 1, 20, "journaled")  # fmt: skip
+        now = service.app(APP)
+        running = {r.sname: r.pid for r in now.replicas if r.version == "0.1.0"}
+        assert running == {r.sname: r.pid for r in before.replicas}
+        # one journal entry per distinct error, however many ticks retried it
+        errors = [e.message for e in events(service, "deploy_error")]
+        assert len(errors) == len(set(errors))
+        # no stray service folders: only the replicas that run (and at most one in flight)
+        service_dir = service.catalog.app_service_dir(APP)
+        wait_until(
+            lambda: (
+                {p.name for p in service_dir.iterdir() if p.is_dir()} <= set(running)
+                or case == "no_executable"
+            ),
+            30,
+            f"stray folders: {sorted(p.name for p in service_dir.iterdir())}",
+        )
+        assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+def test_a_deployer_killed_mid_rollout_resumes_and_never_ghosts_a_healthy_version(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    entry = app_entry(APP, ready_after_ms=1500)
+    config = write_config(tmp_path, [entry])
+    publish(config, release_dist, APP, "0.1.0")
+    with running_service(config, tmp_path) as service:
+        service.wait_app(APP, serving("0.1.0"), "three 0.1.0 replicas")
+        counts: list[int] = []
+        with Prober(slot_ports(entry)).running() as prober:
+            publish(config, release_dist, APP, "0.2.0")
+            wait_until(lambda: len(events(service, "retire")) >= 1, 60, "first replica rolled")
+            deployer = _deployer_pid(service)
+            os.kill(deployer, signal.SIGKILL)
+            final = service.wait_app(APP, serving("0.2.0"), "rollout completed", deadline_s=120)
+            counts = prober.counts
+        assert min(counts) >= 3
+        assert max(counts) <= 4
+        assert final.ghosts == ()
+        assert [g.version for g in service.client().ghosts(APP)] == []
+
+
+def _deployer_pid(service: Service) -> int:
+    pid = next(r.pid for r in service.app(APP).replicas if r.pid)
+    return psutil.Process(psutil.Process(pid).ppid()).ppid()

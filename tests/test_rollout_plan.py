@@ -1,0 +1,111 @@
+"""Rollout decisions as pure functions: one replica at a time, overlap, rollback, resumption."""
+
+from __future__ import annotations
+
+from deployex_actors.core.rollout import (
+    FULL_DEPLOYMENT,
+    AppView,
+    Plan,
+    ReplicaView,
+    Retire,
+    RollBack,
+    Start,
+    deployment_kind,
+    plan,
+    target_version,
+)
+
+NOW = 10_000.0
+
+
+def replica(sname: str, version: str, slot: int, ready: bool = True, age: float = 100.0,
+            stopping: bool = False) -> ReplicaView:  # fmt: skip
+    return ReplicaView(sname, version, slot, ready, NOW - age, stopping)
+
+
+def view(*replicas: ReplicaView, target: str | None = "2", **kw) -> AppView:
+    return AppView(replicas_wanted=3, target=target, replicas=replicas, now=NOW,
+                   rollback_timeout_s=60, **kw)  # fmt: skip
+
+
+OLD = [replica("a-1", "1", 0), replica("a-2", "1", 1), replica("a-3", "1", 2)]
+
+
+def test_bring_up_starts_every_missing_replica_at_once_on_the_lowest_slots() -> None:
+    assert plan(view()).actions == (Start("2", 0), Start("2", 1), Start("2", 2))
+
+
+def test_a_new_version_starts_one_replica_on_the_spare_slot_replacing_one_old() -> None:
+    assert plan(view(*OLD)).actions == (Start("2", 3, "a-1"),)
+
+
+def test_nothing_more_happens_while_the_new_replica_is_prepared_or_not_ready() -> None:
+    assert plan(view(*OLD, preparing=(("2", 3),))).actions == ()
+    booting = replica("a-4", "2", 3, ready=False, age=5)
+    assert plan(view(*OLD, booting)).actions == ()
+
+
+def test_the_old_replica_is_retired_only_once_its_successor_is_ready() -> None:
+    assert plan(view(*OLD, replica("a-4", "2", 3))).actions == (Retire("a-1"),)
+
+
+def test_the_next_replica_rolls_after_the_retired_one_is_gone() -> None:
+    retiring = replica("a-1", "1", 0, stopping=True)
+    after_retire = view(retiring, *OLD[1:], replica("a-4", "2", 3))
+    assert plan(after_retire).actions == ()  # its slot is still taken until it stops
+    rolled = view(*OLD[1:], replica("a-4", "2", 3))
+    assert plan(rolled).actions == (Start("2", 0, "a-2"),)
+
+
+def test_a_rollout_converges_with_n_replicas_of_the_new_version() -> None:
+    done = view(replica("a-4", "2", 3), replica("a-5", "2", 0), replica("a-6", "2", 1))
+    assert plan(done) == Plan(note="converged")
+
+
+def test_a_new_replica_not_ready_in_time_is_rolled_back_and_its_version_ghosted() -> None:
+    stuck = replica("a-4", "2", 3, ready=False, age=61)
+    assert plan(view(*OLD, stuck)).actions == (RollBack("a-4", "2", ghost=True),)
+
+
+def test_a_version_that_already_serves_is_never_ghosted() -> None:
+    serving = [replica("a-1", "2", 0), replica("a-2", "2", 1)]
+    crashing = replica("a-3", "2", 2, ready=False, age=61)
+    assert plan(view(*serving, crashing)).actions == (RollBack("a-3", "2", ghost=False),)
+
+
+def test_resuming_mid_rollout_retires_instead_of_rolling_back_a_serving_new_replica() -> None:
+    # A restarted Deployer finds N+1 replicas: the new one already serves (started long ago).
+    resumed = view(*OLD, replica("a-4", "2", 3, ready=True, age=3600))
+    assert plan(resumed).actions == (Retire("a-1"),)
+
+
+def test_never_more_than_n_plus_one_replicas() -> None:
+    for extra in ([], [replica("a-4", "2", 3, ready=False, age=1)], [replica("a-4", "2", 3)]):
+        for action in plan(view(*OLD, *extra)).actions:
+            if isinstance(action, Start):
+                assert len(OLD) + len(extra) < 4
+
+
+def test_a_full_restart_replaces_replicas_of_the_same_version_one_by_one() -> None:
+    same = [replica("a-1", "2", 0), replica("a-2", "2", 1), replica("a-3", "2", 2)]
+    queued = frozenset({"a-1", "a-2", "a-3"})
+    assert plan(view(*same, replace=queued)).actions == (Start("2", 3, "a-1"),)
+
+
+def test_target_is_desired_unless_ghosted_then_what_serves() -> None:
+    assert target_version("2", frozenset(), ["1", "1"]) == "2"
+    assert target_version("2", frozenset({"2"}), ["1", "1", "3"]) == "1"
+    assert target_version("2", frozenset({"2"}), []) is None
+    assert target_version(None, frozenset(), []) is None
+    # nothing runs (all stopped) and the desired version is ghosted: the last good one returns
+    assert target_version("3", frozenset({"3"}), [], last_good="2") == "2"
+    assert target_version("3", frozenset({"3", "2"}), [], last_good="2") is None
+
+
+def test_too_many_replicas_retires_the_extra_one() -> None:
+    four = [*OLD, replica("a-4", "1", 3)]
+    assert plan(view(*four, target="1")).actions == (Retire("a-4"),)
+
+
+def test_the_hot_upgrade_seam_answers_full_deployment_for_now() -> None:
+    assert deployment_kind("1", "2", has_relup=True) == FULL_DEPLOYMENT
