@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,14 @@ import pytest
 from deployex_actors.catalog import current_json_key, tarball_key
 from deployex_actors.core.status import AppSnapshot
 from tests.beam_fixtures import ReleaseDist, wait_until
-from tests.deployex_service import Service, app_entry, publish, running_service, write_config
+from tests.deployex_service import (
+    DEPLOYEX,
+    Service,
+    app_entry,
+    publish,
+    running_service,
+    write_config,
+)
 from tests.tarballs import build_tarball, file, symlink
 
 pytestmark = pytest.mark.slow
@@ -252,3 +260,38 @@ def test_a_deployer_killed_mid_rollout_resumes_and_never_ghosts_a_healthy_versio
 def _deployer_pid(service: Service) -> int:
     pid = next(r.pid for r in service.app(APP).replicas if r.pid)
     return psutil.Process(psutil.Process(pid).ppid()).ppid()
+
+
+def test_full_restart_and_ghost_commands_from_the_cli(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    entry = app_entry(APP, replicas=2)
+    config = write_config(tmp_path, [entry])
+    publish(config, release_dist, APP, "0.1.0")
+
+    def cli(*args: str) -> str:
+        result = subprocess.run([DEPLOYEX, *args, "--config", str(config)],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app(APP, serving("0.1.0", 2), "two replicas")
+        with Prober(slot_ports(entry)).running() as prober:
+            assert "replacing 2 replica(s)" in cli("full-restart", APP)
+            after = service.wait_app(
+                APP,
+                lambda a: (
+                    serving("0.1.0", 2)(a)
+                    and not {r.sname for r in a.replicas} & {r.sname for r in before.replicas}
+                ),
+                "every replica replaced by a fresh sname",
+                deadline_s=60,
+            )
+        assert min(prober.counts) >= 2
+        assert len(after.replicas) == 2
+
+        assert cli("ghosts", APP).strip() == ""
+        assert "pinned to 0.1.0" in cli("set-version", APP, "0.1.0")
+        assert "following current.json" in cli("set-version", APP, "auto")
+        assert "0 ghost(s) removed" in cli("unghost", APP)
