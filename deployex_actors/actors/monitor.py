@@ -195,6 +195,7 @@ class Monitor(DeployexActor):
         self._record(ticks)
         self._watch_process()
         self.status = "starting"
+        self._journal("started", f"{self.spec.version} started, pid {self.pid}")
         self.after(self.app_config.ready_after_ms / 1000, "ready")
         self._schedule_link(LINK_RETRY_S[0])
         self._changed()
@@ -307,6 +308,8 @@ class Monitor(DeployexActor):
         self._changed()
 
     def _stopped(self) -> None:
+        if self.stopping:
+            self._journal("stopped", "stopped on request")
         self.status = "idle"
         self._drop_link()
         pidfile.remove(self.pidfile)
@@ -329,6 +332,7 @@ class Monitor(DeployexActor):
         if problem is None:
             self.status = "running"
             self.last_error = None
+            self._journal("ready", f"{self.spec.version} ready, pid {self.pid}")
         else:
             self.last_error = problem
             self.after(self.app_config.readiness.interval_ms / 1000, "ready")
