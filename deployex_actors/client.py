@@ -75,6 +75,24 @@ class DeployEx:
         """Remove a ghosted version (all of the app's when None); returns how many."""
         return self._call(messages.Unghost(system.request_id(), app, version, actor))
 
+    def metrics(self, target: str = "host", since: float = 0.0) -> list:
+        """Samples (`core.metrics.Sample`) of `host`, `deployex` or a replica's sname newer than
+        `since` (wall-clock seconds), within the retention window."""
+        return self._call(messages.MetricsQuery(system.request_id(), target, since))
+
+    def metric_targets(self) -> list[str]:
+        return self._call(messages.MetricsQuery(system.request_id(), None))
+
+    def latest_metrics(self) -> dict:
+        """The newest sample of every target: {"host": Sample, "deployex": ..., sname: ...}."""
+        return self._call(messages.MetricsQuery(system.request_id(), None, latest=True))
+
+    def prometheus(self) -> str:
+        """The Prometheus exposition of the status and the latest samples."""
+        from deployex_actors.core import prometheus
+
+        return prometheus.render(self.status(), self.latest_metrics())
+
     def close(self) -> None:
         """Detach (the system keeps running)."""
 

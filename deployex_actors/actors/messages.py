@@ -130,6 +130,18 @@ class FullRestart:
 
 
 @dataclass(frozen=True)
+class MetricsQuery:
+    """Samples of `target` newer than `since`; the list of targets when `target` is None;
+    the latest sample of every target when `latest`."""
+
+    request_id: str
+    target: str | None
+    since: float = 0.0
+    latest: bool = False
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
 class Reconsider:
     """Something the Deployer depends on changed (mode, ghosts): read the desired version now."""
 
@@ -149,6 +161,7 @@ class StartDeployer:
     cookie: str
     storage: Any
     tls_optfile: str | None = None
+    watchdog: Any = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +169,30 @@ class StorageMoved:
     """Storage was restarted and has a new address."""
 
     storage: Any
+
+
+@dataclass(frozen=True)
+class StartWatchdog:
+    config: Config
+    storage: Any
+
+
+@dataclass(frozen=True)
+class WatchdogMoved:
+    """The Watchdog was restarted and has a new address (Monitors send their samples there)."""
+
+    watchdog: Any
+
+
+@dataclass(frozen=True)
+class ReplicaSample:
+    """One reading of a replica, pushed by its Monitor; values of None are gaps."""
+
+    app: str
+    sname: str
+    at: float
+    values: dict[str, float | None]
+    ready_after_s: float
 
 
 # -- deployer <-> storage ------------------------------------------------------------------------
@@ -233,6 +270,7 @@ class ReplicaSpec:
     adopt_only: bool = False  # True: adopt from the pidfile, never start a new process
     crash_restarts: int = 0  # counters carried over when a Monitor is replaced
     forced_restarts: int = 0
+    watchdog: Any = None  # where the Monitor pushes its samples
 
 
 @dataclass(frozen=True)

@@ -18,25 +18,31 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from deployex_actors.actors.base import DeployexActor
 from deployex_actors.actors.messages import (
     ForceRestart,
     Journal,
     ReplicaChanged,
+    ReplicaSample,
     ReplicaSpec,
     ReplicaStopped,
     StartReplica,
     StopReplica,
     Timer,
+    WatchdogMoved,
 )
 from deployex_actors.beam import TlsOptions, connect
 from deployex_actors.beam.launch import Replica, executable, pre_command, start_command
 from deployex_actors.beam.link import NodeLink
 from deployex_actors.catalog import Catalog
 from deployex_actors.core.backoff import next_crash_streak, replica_restart_delay_ms
+from deployex_actors.core.metrics import REPLICA_KEYS
 from deployex_actors.core.status import ReplicaSnapshot
 from deployex_actors.errors import BeamError, DeployexError
 from deployex_actors.replica import pidfile, process, readiness
@@ -72,6 +78,7 @@ class Monitor(DeployexActor):
         self.link: NodeLink | None = None
         self.link_signal: tuple[int, int] | None = None
         self.link_delay = LINK_RETRY_S[0]
+        self._ps: psutil.Process | None = None
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -88,6 +95,9 @@ class Monitor(DeployexActor):
             if self.spec.tls_optfile and config.otp_tls_certificates
             else None
         )
+        self.sample_period = config.watchdog_interval_ms / 1000
+        self.next_sample_at = time.time() + self.sample_period
+        self.after(self.sample_period, "sample")
         record = pidfile.read(self.pidfile)
         if record is not None and pidfile.is_alive(record):
             self._adopt(record)
@@ -325,6 +335,8 @@ class Monitor(DeployexActor):
             process.signal_group(self.pid, signal.SIGKILL)
         elif timer.kind == "link":
             self._try_link()
+        elif timer.kind == "sample":
+            self._sample()
 
     def _check_ready(self) -> None:
         """Ready = ran `ready_after_ms` and, when configured, the readiness check passes."""
@@ -383,6 +395,39 @@ class Monitor(DeployexActor):
             with contextlib.suppress(OSError):
                 os.close(write_fd)
             self.link_signal = None
+
+    # -- samples for the watchdog ----------------------------------------------------------------
+
+    def receiveMsg_WatchdogMoved(self, message: WatchdogMoved, sender: Any) -> None:
+        self.spec = replace(self.spec, watchdog=message.watchdog)
+
+    def _sample(self) -> None:
+        """Read the node's usage over our link and the process's from the OS; push it."""
+        values: dict[str, float | None] = dict.fromkeys(REPLICA_KEYS)
+        if self.pid is not None and self.link is not None and self.link.alive:
+            try:
+                stats = self.link.stats(timeout=min(0.5, self.sample_period))
+            except BeamError:
+                pass  # a gap, not a zero
+            else:
+                values.update(asdict(stats))
+                values["beam_memory"] = values.pop("memory_total")
+        if self.pid is not None:
+            try:
+                if self._ps is None or self._ps.pid != self.pid:
+                    self._ps = psutil.Process(self.pid)
+                values["rss"] = self._ps.memory_info().rss
+                values["cpu_percent"] = self._ps.cpu_percent(None)
+            except psutil.Error:
+                self._ps = None
+        if self.spec.watchdog is not None:
+            sample = ReplicaSample(self.spec.app, self.sname, time.time(), values,
+                                   self.app_config.ready_after_ms / 1000)  # fmt: skip
+            self.send(self.spec.watchdog, sample)
+        self.next_sample_at += self.sample_period
+        while self.next_sample_at <= time.time():
+            self.next_sample_at += self.sample_period
+        self.after(self.next_sample_at - time.time(), "sample")
 
     # -- reporting -------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from deployex_actors.actors.messages import (
     FullRestart,
     GhostsQuery,
     Journal,
+    MetricsQuery,
     Ping,
     Reconsider,
     Reply,
@@ -28,11 +29,13 @@ from deployex_actors.actors.messages import (
     SetMode,
     StartDeployer,
     StartStorage,
+    StartWatchdog,
     StatusQuery,
     StopReplicas,
     StorageMoved,
     Unghost,
     VersionsQuery,
+    WatchdogMoved,
 )
 from deployex_actors.actors.supervisor import ChildSpec, Supervisor
 from deployex_actors.catalog import short_hostname
@@ -41,6 +44,7 @@ from deployex_actors.core.status import AppSnapshot, DeployexSnapshot
 log = logging.getLogger(__name__)
 GLOBAL_NAME = "deployex"
 STORAGE = ChildSpec("storage", "deployex_actors.actors.storage.Storage")
+WATCHDOG = ChildSpec("watchdog", "deployex_actors.actors.watchdog.Watchdog")
 DEPLOYER_CLASS = "deployex_actors.actors.deployer.Deployer"
 
 
@@ -60,6 +64,7 @@ class Root(Supervisor):
         if self.boot is None:
             self.boot = message
             self.start_child(STORAGE)
+            self.start_child(WATCHDOG)
             for app in message.config.applications:
                 self.apps[app.name] = AppSnapshot(app.name, app.language, app.replicas)
                 self.start_child(ChildSpec(deployer_name(app.name), DEPLOYER_CLASS))
@@ -70,16 +75,26 @@ class Root(Supervisor):
         config = self.boot.config
         if name == STORAGE.name:
             return StartStorage(config)
+        if name == WATCHDOG.name:
+            return StartWatchdog(config, self.child(STORAGE.name))
         app = name.removeprefix("deployer:")
         return StartDeployer(
-            config, app, self.boot.cookie, self.child(STORAGE.name), self.boot.tls_optfile
+            config,
+            app,
+            self.boot.cookie,
+            self.child(STORAGE.name),
+            self.boot.tls_optfile,
+            self.child(WATCHDOG.name),
         )
 
     def on_child_started(self, name: str, address: Any, restarted: bool) -> None:
-        if name == STORAGE.name and restarted:
+        if restarted and name in (STORAGE.name, WATCHDOG.name):
+            moved = StorageMoved(address) if name == STORAGE.name else WatchdogMoved(address)
             for child_name, child in self.children().items():
-                if child_name != STORAGE.name:
-                    self.send(child, StorageMoved(address))
+                if child_name != name and not (
+                    name == WATCHDOG.name and child_name == STORAGE.name
+                ):
+                    self.send(child, moved)
         if restarted:
             self._journal("actor_restart", f"{name} restarted by its supervisor")
 
@@ -112,6 +127,9 @@ class Root(Supervisor):
 
     def receiveMsg_EventsQuery(self, message: EventsQuery, sender: Any) -> None:
         self._forward(STORAGE.name, message, sender)
+
+    def receiveMsg_MetricsQuery(self, message: MetricsQuery, sender: Any) -> None:
+        self._forward(WATCHDOG.name, message, sender)
 
     def receiveMsg_RestartCommand(self, message: RestartCommand, sender: Any) -> None:
         if self._known_app(message, sender):

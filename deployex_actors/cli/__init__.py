@@ -23,6 +23,7 @@ from deployex_actors.cli import (
     run,
     shell,
     status,
+    top,
     versions,
 )
 from deployex_actors.errors import DeployexError
@@ -30,6 +31,7 @@ from deployex_actors.errors import DeployexError
 COMMANDS = (
     run,
     status,
+    top,
     restart,
     rollout_commands,
     versions,

@@ -16,6 +16,8 @@ BANNER = """DeployEx admin shell, attached on 127.0.0.1:{port}. `dx` is the faca
   dx.full_restart(app)            replace every replica one at a time (fresh snames)
   dx.set_mode(app, "1.2.3"|None)  pin a version (manual mode), or None to follow current.json
   dx.ghosts(app) / dx.unghost(app, version=None)
+  dx.metrics(target, since=0)     samples of "host", "deployex" or an sname
+  dx.latest_metrics()             the newest sample of every target
   dx.ping()                       is DeployEx answering?
 Leave with Ctrl-D; DeployEx keeps running."""
 

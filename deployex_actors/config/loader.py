@@ -195,6 +195,9 @@ class _Reader:
                 top, "", "actor_system_port", int, 1901, minimum=1, maximum=65535
             ),
             "multi_host": self.take(top, "", "multi_host", bool, False),
+            "watchdog_interval_ms": self.take(
+                top, "", "watchdog_interval_ms", int, 1_000, minimum=100
+            ),
             "secrets_path": self.take(top, "", "secrets_path", str, None),
             "aws_region": self.take(top, "", "aws_region", str, None),
             "google_credentials": self.take(top, "", "google_credentials", str, None),

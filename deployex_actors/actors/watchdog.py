@@ -1,0 +1,197 @@
+"""Watchdog: samples the host and DeployEx itself, receives the replicas' samples from their
+Monitors (taken over each Monitor's own distribution link), keeps the metric series, and applies
+the thresholds: journal on level changes, forced restarts at critical (see core.thresholds).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import psutil
+
+from deployex_actors.actors.base import DeployexActor
+from deployex_actors.actors.messages import (
+    ForceRestart,
+    Journal,
+    MetricsQuery,
+    ReplicaSample,
+    Reply,
+    StartWatchdog,
+    StorageMoved,
+    Timer,
+)
+from deployex_actors.config import Config, Monitoring
+from deployex_actors.core import thresholds
+from deployex_actors.core.metrics import DEPLOYEX, HOST, Sample, Series
+
+log = logging.getLogger(__name__)
+# reading key -> (current, limit) keys of a replica sample, for the app monitoring types
+RESOURCES = {
+    "atom": ("atom_count", "atom_limit"),
+    "process": ("process_count", "process_limit"),
+    "port": ("port_count", "port_limit"),
+}
+
+
+class Watchdog(DeployexActor):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config: Config | None = None
+        self.storage: Any = None
+        self.series: Series | None = None
+        self.monitors: dict[str, Any] = {}  # sname -> its Monitor's address (from its samples)
+        self.apps: dict[str, str] = {}  # sname -> app
+        self.levels: dict[tuple[str, str], str] = {}  # (target, type) -> ok|warning|critical
+        self.restarted_at: dict[str, float] = {}  # sname -> last forced restart by us
+        self.next_at = 0.0
+        self._processes: dict[int, psutil.Process] = {}
+
+    def receiveMsg_StartWatchdog(self, message: StartWatchdog, sender: Any) -> None:
+        self.config, self.storage = message.config, message.storage
+        self.period = message.config.watchdog_interval_ms / 1000
+        self.series = Series(message.config.metrics_retention_time_ms / 1000, self.period)
+        psutil.cpu_percent(None)  # the first reading of a counter is meaningless: prime it
+        self.next_at = time.time()
+        self.after(0, "sample")
+
+    def receiveMsg_StorageMoved(self, message: StorageMoved, sender: Any) -> None:
+        self.storage = message.storage
+
+    # -- host and DeployEx -----------------------------------------------------------------------
+
+    def on_timer(self, timer: Timer) -> None:
+        if timer.kind != "sample":
+            return
+        now = time.time()
+        self._sample_host(now)
+        self._sample_deployex(now)
+        self.series.prune(now)
+        # Deadline-based: the schedule never drifts; missed slots are skipped, not bunched.
+        self.next_at += self.period
+        while self.next_at <= now:
+            self.next_at += self.period
+        self.after(self.next_at - time.time(), "sample")
+
+    def _sample_host(self, now: float) -> None:
+        memory = psutil.virtual_memory()
+        values: dict[str, float | None] = {
+            "cpu_percent": psutil.cpu_percent(None),
+            "memory_total": memory.total,
+            "memory_available": memory.available,
+            "memory_percent": (memory.total - memory.available) * 100 / memory.total,
+            "swap_percent": psutil.swap_memory().percent,
+            "load1": os.getloadavg()[0],
+            "uptime_s": now - psutil.boot_time(),
+        }
+        for core, busy in enumerate(psutil.cpu_percent(None, percpu=True)):
+            values[f"cpu{core}_percent"] = busy
+        self.series.add(HOST, Sample(now, values))
+        watched = self.config.monitoring_of("memory")
+        if watched is not None:
+            used = thresholds.percent(memory.total - memory.available, memory.total)
+            self._judge(HOST, "memory", used, watched, None, self.period)
+
+    def _sample_deployex(self, now: float) -> None:
+        """DeployEx's own footprint: every process of the actor system's session."""
+        session = os.getsid(0)
+        rss = cpu = 0.0
+        count = 0
+        alive = set()
+        for proc in psutil.process_iter(["pid"]):
+            try:
+                if os.getsid(proc.pid) != session:
+                    continue
+                tracked = self._processes.setdefault(proc.pid, proc)
+                rss += tracked.memory_info().rss
+                cpu += tracked.cpu_percent(None)
+                count += 1
+                alive.add(proc.pid)
+            except (psutil.Error, ProcessLookupError):
+                continue
+        self._processes = {pid: p for pid, p in self._processes.items() if pid in alive}
+        # the admin and the logger are processes of the system but not actors
+        values = {"rss": rss, "cpu_percent": cpu, "actors": max(count - 2, 0)}
+        self.series.add(DEPLOYEX, Sample(now, values))
+
+    # -- replicas --------------------------------------------------------------------------------
+
+    def receiveMsg_ReplicaSample(self, message: ReplicaSample, sender: Any) -> None:
+        self.monitors[message.sname] = sender
+        self.apps[message.sname] = message.app
+        self.series.add(message.sname, Sample(message.at, message.values))
+        app = self.config.application(message.app)
+        for kind, (current_key, limit_key) in RESOURCES.items():
+            watched = app.monitoring_of(kind)
+            if watched is None:  # a type not listed is not watched
+                continue
+            value = thresholds.percent(message.values.get(current_key),
+                                       message.values.get(limit_key))  # fmt: skip
+            self._judge(message.sname, kind, value, watched, message.sname, message.ready_after_s)
+
+    def _judge(
+        self,
+        target: str,
+        kind: str,
+        value: int | None,
+        watched: Monitoring,
+        sname: str | None,
+        ready_period_s: float,
+    ) -> None:
+        key = (target, kind)
+        previous = self.levels.get(key, thresholds.OK)
+        restart_key = sname or target
+        verdict = thresholds.judge(value, watched, previous, self.restarted_at.get(restart_key),
+                                   time.time(), ready_period_s)  # fmt: skip
+        self.levels[key] = verdict.level
+        app = self.apps.get(sname) if sname else None
+        if verdict.changed:
+            limits = {
+                thresholds.WARNING: watched.warning_threshold_percent,
+                thresholds.CRITICAL: watched.restart_threshold_percent,
+            }
+            limit = limits.get(verdict.level)
+            against = f" (threshold {limit}%)" if limit else ""
+            self._journal(f"threshold_{verdict.level}",
+                          f"{kind} of {target} at {value}%{against}", app, sname)  # fmt: skip
+        if verdict.restart:
+            victim = sname or self._biggest_replica()
+            if victim is None:
+                log.warning("host memory critical, but no replica to restart")
+                return
+            self.restarted_at[restart_key] = time.time()
+            self._restart(victim, f"{kind} of {target} at {value}% reached the restart threshold")
+
+    def _biggest_replica(self) -> str | None:
+        memory = {}
+        for sname in self.monitors:
+            latest = self.series.latest(sname)
+            if latest is not None:
+                memory[sname] = latest.values.get("beam_memory") or latest.values.get("rss")
+        return thresholds.biggest_replica(memory)
+
+    def _restart(self, sname: str, reason: str) -> None:
+        monitor = self.monitors.get(sname)
+        if monitor is None:
+            return
+        self._journal("watchdog_restart", f"restarting {sname}: {reason}", self.apps.get(sname),
+                      sname)  # fmt: skip
+        self.send(monitor, ForceRestart("watchdog", reason))
+
+    def _journal(self, kind: str, message: str, app: str | None, sname: str | None) -> None:
+        log.warning("%s: %s", kind, message)
+        if self.storage is not None:
+            self.send(self.storage, Journal(kind, message, "watchdog", app, sname))
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def receiveMsg_MetricsQuery(self, message: MetricsQuery, sender: Any) -> None:
+        if message.latest:
+            value: Any = {t: self.series.latest(t) for t in self.series.targets()}
+        elif message.target is None:
+            value = self.series.targets()
+        else:
+            value = self.series.since(message.target, message.since)
+        self.send(message.reply_to or sender, Reply(message.request_id, value))
