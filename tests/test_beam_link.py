@@ -15,6 +15,7 @@ import pytest
 from deployex_actors.beam import Atom, TlsOptions, connect
 from deployex_actors.beam.link import NodeStats
 from deployex_actors.errors import BadRpc, HandshakeFailed, NodeDown, NodeNotFound, RpcTimeout
+from tests.beam_fixtures import wait_until
 from tests.erl_nodes import erl_node, unique_sname
 
 pytestmark = pytest.mark.slow
@@ -55,7 +56,8 @@ def test_node_killed_mid_call_fails_the_call_at_once(tmp_path: Path) -> None:
         with pytest.raises(NodeDown):
             pending.result(timeout=5)  # no hang: the socket closes with the process
         assert not link.alive
-        assert downs and node.node in str(downs[0])
+        wait_until(lambda: downs, 5, "on_down called")  # from the link's own thread
+        assert node.node in str(downs[0])
         with pytest.raises(NodeDown):
             link.rpc("erlang", "node", [])
 

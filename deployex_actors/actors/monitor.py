@@ -42,7 +42,7 @@ from deployex_actors.beam.launch import Replica, executable, pre_command, start_
 from deployex_actors.beam.link import NodeLink
 from deployex_actors.catalog import Catalog
 from deployex_actors.core.backoff import next_crash_streak, replica_restart_delay_ms
-from deployex_actors.core.metrics import REPLICA_KEYS
+from deployex_actors.core.metrics import REPLICA_KEYS, next_tick
 from deployex_actors.core.status import ReplicaSnapshot
 from deployex_actors.errors import BeamError, DeployexError
 from deployex_actors.replica import pidfile, process, readiness
@@ -96,8 +96,8 @@ class Monitor(DeployexActor):
             else None
         )
         self.sample_period = config.watchdog_interval_ms / 1000
-        self.next_sample_at = time.time() + self.sample_period
-        self.after(self.sample_period, "sample")
+        self.next_sample_at = next_tick(time.time(), self.sample_period)
+        self.after(self.next_sample_at - time.time(), "sample")
         record = pidfile.read(self.pidfile)
         if record is not None and pidfile.is_alive(record):
             self._adopt(record)
@@ -424,9 +424,7 @@ class Monitor(DeployexActor):
             sample = ReplicaSample(self.spec.app, self.sname, time.time(), values,
                                    self.app_config.ready_after_ms / 1000)  # fmt: skip
             self.send(self.spec.watchdog, sample)
-        self.next_sample_at += self.sample_period
-        while self.next_sample_at <= time.time():
-            self.next_sample_at += self.sample_period
+        self.next_sample_at = next_tick(time.time(), self.sample_period)
         self.after(self.next_sample_at - time.time(), "sample")
 
     # -- reporting -------------------------------------------------------------------------------

@@ -25,9 +25,10 @@ from deployex_actors.actors.messages import (
 )
 from deployex_actors.config import Config, Monitoring
 from deployex_actors.core import thresholds
-from deployex_actors.core.metrics import DEPLOYEX, HOST, Sample, Series
+from deployex_actors.core.metrics import DEPLOYEX, HOST, Sample, Series, next_tick
 
 log = logging.getLogger(__name__)
+RESCAN_EVERY = 10  # samples between two listings of DeployEx's processes
 # reading key -> (current, limit) keys of a replica sample, for the app monitoring types
 RESOURCES = {
     "atom": ("atom_count", "atom_limit"),
@@ -46,16 +47,15 @@ class Watchdog(DeployexActor):
         self.apps: dict[str, str] = {}  # sname -> app
         self.levels: dict[tuple[str, str], str] = {}  # (target, type) -> ok|warning|critical
         self.restarted_at: dict[str, float] = {}  # sname -> last forced restart by us
-        self.next_at = 0.0
         self._processes: dict[int, psutil.Process] = {}
+        self._sweeps = 0
 
     def receiveMsg_StartWatchdog(self, message: StartWatchdog, sender: Any) -> None:
         self.config, self.storage = message.config, message.storage
         self.period = message.config.watchdog_interval_ms / 1000
         self.series = Series(message.config.metrics_retention_time_ms / 1000, self.period)
         psutil.cpu_percent(None)  # the first reading of a counter is meaningless: prime it
-        self.next_at = time.time()
-        self.after(0, "sample")
+        self.after(next_tick(time.time(), self.period) - time.time(), "sample")
 
     def receiveMsg_StorageMoved(self, message: StorageMoved, sender: Any) -> None:
         self.storage = message.storage
@@ -69,11 +69,8 @@ class Watchdog(DeployexActor):
         self._sample_host(now)
         self._sample_deployex(now)
         self.series.prune(now)
-        # Deadline-based: the schedule never drifts; missed slots are skipped, not bunched.
-        self.next_at += self.period
-        while self.next_at <= now:
-            self.next_at += self.period
-        self.after(self.next_at - time.time(), "sample")
+        # Deadline-based on the wall clock: no drift; a missed slot is skipped, not bunched.
+        self.after(next_tick(time.time(), self.period) - time.time(), "sample")
 
     def _sample_host(self, now: float) -> None:
         memory = psutil.virtual_memory()
@@ -96,25 +93,32 @@ class Watchdog(DeployexActor):
 
     def _sample_deployex(self, now: float) -> None:
         """DeployEx's own footprint: every process of the actor system's session."""
-        session = os.getsid(0)
+        self._sweeps += 1
+        if self._sweeps % RESCAN_EVERY == 1:  # listing every process of the host is costly
+            self._rescan_processes()
         rss = cpu = 0.0
         count = 0
-        alive = set()
-        for proc in psutil.process_iter(["pid"]):
+        for pid, tracked in list(self._processes.items()):
             try:
-                if os.getsid(proc.pid) != session:
-                    continue
-                tracked = self._processes.setdefault(proc.pid, proc)
                 rss += tracked.memory_info().rss
                 cpu += tracked.cpu_percent(None)
                 count += 1
-                alive.add(proc.pid)
-            except (psutil.Error, ProcessLookupError):
-                continue
-        self._processes = {pid: p for pid, p in self._processes.items() if pid in alive}
+            except psutil.Error:
+                del self._processes[pid]
         # the admin and the logger are processes of the system but not actors
         values = {"rss": rss, "cpu_percent": cpu, "actors": max(count - 2, 0)}
         self.series.add(DEPLOYEX, Sample(now, values))
+
+    def _rescan_processes(self) -> None:
+        session = os.getsid(0)
+        found = {}
+        for proc in psutil.process_iter(["pid"]):
+            try:
+                if os.getsid(proc.pid) == session:
+                    found[proc.pid] = self._processes.get(proc.pid, proc)
+            except (psutil.Error, ProcessLookupError):
+                continue
+        self._processes = found
 
     # -- replicas --------------------------------------------------------------------------------
 

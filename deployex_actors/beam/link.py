@@ -27,7 +27,7 @@ from typing import Any
 
 from deployex_actors.beam import epmd, etf
 from deployex_actors.beam.handshake import handshake
-from deployex_actors.beam.terms import Atom, Pid, Reference
+from deployex_actors.beam.terms import Atom, ExportFun, Pid, Reference
 from deployex_actors.beam.tls import TlsOptions
 from deployex_actors.errors import BadRpc, BeamError, HandshakeFailed, NodeDown, RpcTimeout
 
@@ -206,11 +206,17 @@ class NodeLink:
         return time.perf_counter() - start
 
     def stats(self, timeout: float = 5.0) -> NodeStats:
-        calls: list[tuple[str, str, Sequence[Any]]] = [
-            ("erlang", "system_info", [Atom(key)]) for key in STAT_KEYS
-        ]
-        calls.append(("erlang", "memory", [Atom("total")]))
-        return NodeStats(*self.rpc_many(calls, timeout))
+        # Two calls: lists:map(fun erlang:system_info/1, Keys) (an export fun, valid on any
+        # node, unlike a closure) and erlang:memory(total).
+        system_info = ExportFun(Atom("erlang"), Atom("system_info"), 1)
+        counts, memory = self.rpc_many(
+            [
+                ("lists", "map", [system_info, [Atom(key) for key in STAT_KEYS]]),
+                ("erlang", "memory", [Atom("total")]),
+            ],
+            timeout,
+        )
+        return NodeStats(*counts, memory)
 
     def close(self) -> None:
         """Close the connection; pending calls fail with NodeDown."""

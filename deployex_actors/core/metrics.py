@@ -6,6 +6,7 @@ time; a value of None is a gap (the node did not answer), never a zero.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -20,6 +21,12 @@ REPLICA_KEYS = (
     "beam_memory", "rss", "cpu_percent",
 )  # fmt: skip
 DEPLOYEX_KEYS = ("rss", "cpu_percent", "actors")
+
+
+def next_tick(now: float, period_s: float) -> float:
+    """The next multiple of the period on the wall clock: samplers share one schedule (every
+    Monitor samples at the same instants as the Watchdog), and it never drifts."""
+    return (math.floor(now / period_s) + 1) * period_s
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,9 @@ def main() -> None:
 
     print(f"rpc round trip over one link ({args.calls} calls):")
     print(f"  median {median_ms:.3f} ms, p90 {p90_ms:.3f} ms")
-    print(f"stats sweep over {args.nodes} nodes (7 questions each; links: median of 5 sweeps):")
+    print(f"stats sweep over {args.nodes} nodes (7 values each; links: median of 5 sweeps):")
     print(f"  persistent links          {link_sweep * 1000:9.1f} ms")
-    print(f"  erl_call per question     {erl_call_sweep * 1000:9.1f} ms")
+    print(f"  erl_call per value        {erl_call_sweep * 1000:9.1f} ms")
     print(f"  ratio                     {erl_call_sweep / link_sweep:9.1f}x faster with links")
 
 

@@ -538,8 +538,8 @@ def main() -> None:
     parser.add_argument("--replicas", default="10,50", help="idle sizes, comma separated")
     parser.add_argument("--seconds", type=float, default=60, help="idle window")
     parser.add_argument("--settle", type=float, default=10, help="idle settle time")
-    parser.add_argument("--restarts", type=int, default=100, help="restart samples per peer")
-    parser.add_argument("--crash-replicas", type=int, default=10)
+    parser.add_argument("--restarts", type=int, default=100, help="samples per supervisor")
+    parser.add_argument("--crash-replicas", type=int, default=10, help="copies crash-looping")
     parser.add_argument(
         "--idle-beam",
         action="store_true",
