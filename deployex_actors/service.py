@@ -54,7 +54,14 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         root = asys.createActor("deployex_actors.actors.root.Root", globalName=GLOBAL_NAME)
-        boot = messages.Boot(system.request_id(), config, secrets.erlang_cookie, optfile)
+        boot = messages.Boot(
+            system.request_id(),
+            config,
+            secrets.erlang_cookie,
+            optfile,
+            secrets.admin_hashed_password,
+            secrets.secret_key_base,
+        )
         system.request(asys, root, boot, 30)
         print(
             f"DeployEx running: {len(config.applications)} app(s), actor system on "

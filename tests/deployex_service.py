@@ -79,6 +79,7 @@ def write_config(tmp: Path, apps: list[dict[str, Any]], **top: Any) -> Path:
         "log_path": str(tmp / "log"),
         "monitored_app_log_path": str(tmp / "apps"),
         "applications": apps,
+        "dashboard_enabled": False,  # the dashboard tests turn it on
         **top,
     }
     path = tmp / "deployex.yaml"

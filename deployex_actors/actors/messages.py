@@ -43,6 +43,15 @@ class Boot:
     config: Config
     cookie: str
     tls_optfile: str | None = None
+    admin_hashed_password: str = ""  # for the dashboard
+    secret_key_base: str = ""
+
+
+@dataclass(frozen=True)
+class StartWeb:
+    config: Config
+    admin_hashed_password: str
+    secret_key_base: str
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from deployex_actors.actors.messages import (
     StartDeployer,
     StartStorage,
     StartWatchdog,
+    StartWeb,
     StatusQuery,
     StopReplicas,
     StorageMoved,
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 GLOBAL_NAME = "deployex"
 STORAGE = ChildSpec("storage", "deployex_actors.actors.storage.Storage")
 WATCHDOG = ChildSpec("watchdog", "deployex_actors.actors.watchdog.Watchdog")
+WEB = ChildSpec("web", "deployex_actors.actors.web.Web")
 DEPLOYER_CLASS = "deployex_actors.actors.deployer.Deployer"
 
 
@@ -65,6 +67,8 @@ class Root(Supervisor):
             self.boot = message
             self.start_child(STORAGE)
             self.start_child(WATCHDOG)
+            if message.config.dashboard_enabled:
+                self.start_child(WEB)
             for app in message.config.applications:
                 self.apps[app.name] = AppSnapshot(app.name, app.language, app.replicas)
                 self.start_child(ChildSpec(deployer_name(app.name), DEPLOYER_CLASS))
@@ -77,6 +81,9 @@ class Root(Supervisor):
             return StartStorage(config)
         if name == WATCHDOG.name:
             return StartWatchdog(config, self.child(STORAGE.name))
+        if name == WEB.name:
+            boot = self.boot
+            return StartWeb(config, boot.admin_hashed_password, boot.secret_key_base)
         app = name.removeprefix("deployer:")
         return StartDeployer(
             config,

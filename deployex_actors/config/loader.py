@@ -195,6 +195,7 @@ class _Reader:
                 top, "", "actor_system_port", int, 1901, minimum=1, maximum=65535
             ),
             "multi_host": self.take(top, "", "multi_host", bool, False),
+            "dashboard_enabled": self.take(top, "", "dashboard_enabled", bool, True),
             "watchdog_interval_ms": self.take(
                 top, "", "watchdog_interval_ms", int, 1_000, minimum=100
             ),

@@ -170,6 +170,7 @@ class Config:
     secrets_endpoint_url: str | None = None
     actor_system_port: int = 1901  # the thespian admin port front ends attach to
     watchdog_interval_ms: int = 1_000  # how often host and replicas are sampled
+    dashboard_enabled: bool = True  # run the web dashboard on `port`
     multi_host: bool = False  # True: thespian listens beyond 127.0.0.1 (firewall it!)
     # where it was read from, and the warnings met while reading it
     source: Path | None = field(default=None, compare=False)
