@@ -51,8 +51,10 @@ class Prober:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _answer(self, port: int) -> str | None:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2) as c:
-            c.settimeout(0.5)
+        # A stopped replica refuses at once; the generous timeouts only keep a slow answer on a
+        # loaded machine from being counted as no answer.
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 2) as c:
+            c.settimeout(3)
             return c.recv(100).decode().strip() or None
         return None
 

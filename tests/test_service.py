@@ -137,9 +137,12 @@ def test_a_killed_deployer_or_storage_is_restarted_and_replicas_are_untouched(
         root = psutil.Process(deployer).ppid()
         if victim == "Deployer":
             target = deployer
-        else:
-            siblings = [c.pid for c in psutil.Process(root).children() if c.pid != deployer]
-            (target,) = siblings
+        else:  # Storage: the root's child that holds the state database open
+            (target,) = [
+                c.pid
+                for c in psutil.Process(root).children()
+                if any(f.path.endswith("deployex.db") for f in c.open_files())
+            ]
         os.kill(target, signal.SIGKILL)
 
         def restarted() -> bool:
