@@ -40,7 +40,6 @@ from deployex_actors.actors.messages import (
     StopReplicas,
     StorageMoved,
     Timer,
-    WatchdogMoved,
 )
 from deployex_actors.actors.supervisor import ChildSpec, Supervisor
 from deployex_actors.catalog import Catalog, new_sname
@@ -94,12 +93,6 @@ class Deployer(Supervisor):
     def receiveMsg_StorageMoved(self, message: StorageMoved, sender: Any) -> None:
         self.start = replace(self.start, storage=message.storage)
 
-    def receiveMsg_WatchdogMoved(self, message: WatchdogMoved, sender: Any) -> None:
-        self.start = replace(self.start, watchdog=message.watchdog)
-        self.specs = {n: replace(s, watchdog=message.watchdog) for n, s in self.specs.items()}
-        for address in self.children().values():
-            self.send(address, message)
-
     def _spec(
         self, sname: str, version: str, slot: int, adopt: bool = False, pre: tuple = ()
     ) -> ReplicaSpec:
@@ -113,7 +106,6 @@ class Deployer(Supervisor):
             pre_commands=pre,
             tls_optfile=self.start.tls_optfile,
             adopt_only=adopt,
-            watchdog=self.start.watchdog,
         )
 
     def _run_monitor(self, spec: ReplicaSpec) -> None:
@@ -311,7 +303,7 @@ class Deployer(Supervisor):
             reply = Reply(message.request_id, error=f"{self.app} has no replica {unknown[0]}")
         else:
             for sname in targets:
-                self.send(self.child(sname), ForceRestart(message.actor, "restart requested"))
+                self.send(self.child(sname), ForceRestart(message.actor, message.reason))
             reply = Reply(message.request_id, targets)
         self.send(message.reply_to or sender, reply)
 

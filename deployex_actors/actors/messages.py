@@ -97,6 +97,7 @@ class RestartCommand:
     sname: str | None = None
     actor: str = "operator"
     reply_to: Any = None
+    reason: str = "restart requested"
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,6 @@ class StartDeployer:
     cookie: str
     storage: Any
     tls_optfile: str | None = None
-    watchdog: Any = None
 
 
 @dataclass(frozen=True)
@@ -184,24 +184,6 @@ class StorageMoved:
 class StartWatchdog:
     config: Config
     storage: Any
-
-
-@dataclass(frozen=True)
-class WatchdogMoved:
-    """The Watchdog was restarted and has a new address (Monitors send their samples there)."""
-
-    watchdog: Any
-
-
-@dataclass(frozen=True)
-class ReplicaSample:
-    """One reading of a replica, pushed by its Monitor; values of None are gaps."""
-
-    app: str
-    sname: str
-    at: float
-    values: dict[str, float | None]
-    ready_after_s: float
 
 
 # -- deployer <-> storage ------------------------------------------------------------------------
@@ -279,7 +261,6 @@ class ReplicaSpec:
     adopt_only: bool = False  # True: adopt from the pidfile, never start a new process
     crash_restarts: int = 0  # counters carried over when a Monitor is replaced
     forced_restarts: int = 0
-    watchdog: Any = None  # where the Monitor pushes its samples
 
 
 @dataclass(frozen=True)

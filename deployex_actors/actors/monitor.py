@@ -18,7 +18,7 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +29,27 @@ from deployex_actors.actors.messages import (
     ForceRestart,
     Journal,
     ReplicaChanged,
-    ReplicaSample,
     ReplicaSpec,
     ReplicaStopped,
     StartReplica,
     StopReplica,
     Timer,
-    WatchdogMoved,
 )
 from deployex_actors.beam import TlsOptions, connect
-from deployex_actors.beam.launch import Replica, executable, pre_command, start_command
+from deployex_actors.beam.launch import (
+    Command,
+    Replica,
+    executable,
+    pre_command,
+    start_command,
+)
 from deployex_actors.beam.link import NodeLink
 from deployex_actors.catalog import Catalog
 from deployex_actors.core.backoff import next_crash_streak, replica_restart_delay_ms
 from deployex_actors.core.metrics import REPLICA_KEYS, next_tick
 from deployex_actors.core.status import ReplicaSnapshot
 from deployex_actors.errors import BeamError, DeployexError
-from deployex_actors.replica import pidfile, process, readiness
+from deployex_actors.replica import pidfile, process, readiness, samples
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,9 @@ class Monitor(DeployexActor):
         self.link_signal: tuple[int, int] | None = None
         self.link_delay = LINK_RETRY_S[0]
         self._ps: psutil.Process | None = None
+        self._replica: Replica | None = None
+        self._samples: samples.Sender | None = None
+        self._start_command: Command | None = None  # the same for every restart: built once
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -117,6 +124,12 @@ class Monitor(DeployexActor):
 
     @property
     def replica(self) -> Replica:
+        if self._replica is None or self._replica.sname != self.spec.sname:
+            self._replica = self._make_replica()
+            self._start_command = None
+        return self._replica
+
+    def _make_replica(self) -> Replica:
         spec = self.spec
         return Replica(
             app=spec.app,
@@ -193,7 +206,9 @@ class Monitor(DeployexActor):
 
     def _spawn(self) -> None:
         try:
-            self.proc = process.spawn(start_command(self.replica), *self._logs())
+            if self._start_command is None or self._start_command.cwd != self.replica.release_dir:
+                self._start_command = start_command(self.replica)
+            self.proc = process.spawn(self._start_command, *self._logs())
         except (DeployexError, OSError) as exc:
             self._start_failed(f"cannot start: {exc}")
             return
@@ -255,7 +270,6 @@ class Monitor(DeployexActor):
         self.unwatch(self.pidfd)
         self.pidfd = None
         code = self.proc.wait() if self.proc is not None else None
-        self._drop_link()
         ran_s = time.time() - (self.started_at or time.time())
         self.proc, self.pid = None, None
         self.cancel("ready")
@@ -267,17 +281,22 @@ class Monitor(DeployexActor):
             self._begin_start()
         else:
             self._crashed(code, ran_s)
+        self._drop_link()  # after the restart: closing it is not on the fast path
 
     def _crashed(self, code: int | None, ran_s: float) -> None:
         self.crash_restarts += 1
         self.streak = next_crash_streak(self.streak, ran_s * 1000, self.app_config.ready_after_ms)
         delay = self._backoff_s(self.streak)
         status = "unknown status (adopted)" if code is None else f"status {code}"
-        self.last_error = f"exited with {status} after {ran_s:.1f} s"
-        self.status = "starting"
-        self.restart_at = time.time() + delay
-        self._journal("crash", f"{self.last_error}; restart #{self.crash_restarts} in {delay:g} s")
-        self.after(delay, "start")
+        error = f"exited with {status} after {ran_s:.1f} s"
+        if delay == 0:  # no backoff: start again before any bookkeeping
+            self._begin_start()
+        else:
+            self.status = "starting"
+            self.restart_at = time.time() + delay
+            self.after(delay, "start")
+        self.last_error = error
+        self._journal("crash", f"{error}; restart #{self.crash_restarts} in {delay:g} s")
         self._changed()
 
     def _backoff_s(self, streak: int) -> float:
@@ -386,9 +405,9 @@ class Monitor(DeployexActor):
             self._schedule_link(LINK_RETRY_S[0])
 
     def _drop_link(self) -> None:
-        if self.link is not None:
-            self.link.close()
-            self.link = None
+        link, self.link = self.link, None
+        if link is not None:
+            link.close()
         if self.link_signal is not None:
             read_fd, write_fd = self.link_signal
             self.unwatch(read_fd)
@@ -397,9 +416,6 @@ class Monitor(DeployexActor):
             self.link_signal = None
 
     # -- samples for the watchdog ----------------------------------------------------------------
-
-    def receiveMsg_WatchdogMoved(self, message: WatchdogMoved, sender: Any) -> None:
-        self.spec = replace(self.spec, watchdog=message.watchdog)
 
     def _sample(self) -> None:
         """Read the node's usage over our link and the process's from the OS; push it."""
@@ -420,10 +436,11 @@ class Monitor(DeployexActor):
                 values["cpu_percent"] = self._ps.cpu_percent(None)
             except psutil.Error:
                 self._ps = None
-        if self.spec.watchdog is not None:
-            sample = ReplicaSample(self.spec.app, self.sname, time.time(), values,
-                                   self.app_config.ready_after_ms / 1000)  # fmt: skip
-            self.send(self.spec.watchdog, sample)
+        if self._samples is None:
+            self._samples = samples.Sender(self.spec.config.actor_system_port)
+        ready_after_s = self.app_config.ready_after_ms / 1000
+        self._samples.send(samples.Reading(self.spec.app, self.sname, time.time(), values,
+                                           ready_after_s))  # fmt: skip
         self.next_sample_at = next_tick(time.time(), self.sample_period)
         self.after(self.next_sample_at - time.time(), "sample")
 

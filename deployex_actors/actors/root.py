@@ -36,7 +36,6 @@ from deployex_actors.actors.messages import (
     StorageMoved,
     Unghost,
     VersionsQuery,
-    WatchdogMoved,
 )
 from deployex_actors.actors.supervisor import ChildSpec, Supervisor
 from deployex_actors.catalog import short_hostname
@@ -86,22 +85,14 @@ class Root(Supervisor):
             return StartWeb(config, boot.admin_hashed_password, boot.secret_key_base)
         app = name.removeprefix("deployer:")
         return StartDeployer(
-            config,
-            app,
-            self.boot.cookie,
-            self.child(STORAGE.name),
-            self.boot.tls_optfile,
-            self.child(WATCHDOG.name),
+            config, app, self.boot.cookie, self.child(STORAGE.name), self.boot.tls_optfile
         )
 
     def on_child_started(self, name: str, address: Any, restarted: bool) -> None:
-        if restarted and name in (STORAGE.name, WATCHDOG.name):
-            moved = StorageMoved(address) if name == STORAGE.name else WatchdogMoved(address)
+        if restarted and name == STORAGE.name:
             for child_name, child in self.children().items():
-                if child_name != name and not (
-                    name == WATCHDOG.name and child_name == STORAGE.name
-                ):
-                    self.send(child, moved)
+                if child_name != name:
+                    self.send(child, StorageMoved(address))
         if restarted:
             self._journal("actor_restart", f"{name} restarted by its supervisor")
 

@@ -1,6 +1,7 @@
-"""Watchdog: samples the host and DeployEx itself, receives the replicas' samples from their
-Monitors (taken over each Monitor's own distribution link), keeps the metric series, and applies
-the thresholds: journal on level changes, forced restarts at critical (see core.thresholds).
+"""Watchdog: samples the host and DeployEx itself, receives the replicas' readings from their
+Monitors (taken over each Monitor's own distribution link, sent on the sample channel of
+`replica.samples`), keeps the metric series, and applies the thresholds: journal on level
+changes, forced restarts at critical (see core.thresholds), asked of the replica's Deployer.
 """
 
 from __future__ import annotations
@@ -8,17 +9,17 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from typing import Any
 
 import psutil
 
 from deployex_actors.actors.base import DeployexActor
 from deployex_actors.actors.messages import (
-    ForceRestart,
     Journal,
     MetricsQuery,
-    ReplicaSample,
     Reply,
+    RestartCommand,
     StartWatchdog,
     StorageMoved,
     Timer,
@@ -26,6 +27,7 @@ from deployex_actors.actors.messages import (
 from deployex_actors.config import Config, Monitoring
 from deployex_actors.core import thresholds
 from deployex_actors.core.metrics import DEPLOYEX, HOST, Sample, Series, next_tick
+from deployex_actors.replica import samples
 
 log = logging.getLogger(__name__)
 RESCAN_EVERY = 10  # samples between two listings of DeployEx's processes
@@ -43,15 +45,17 @@ class Watchdog(DeployexActor):
         self.config: Config | None = None
         self.storage: Any = None
         self.series: Series | None = None
-        self.monitors: dict[str, Any] = {}  # sname -> its Monitor's address (from its samples)
-        self.apps: dict[str, str] = {}  # sname -> app
+        self.apps: dict[str, str] = {}  # sname -> app, from the readings
         self.levels: dict[tuple[str, str], str] = {}  # (target, type) -> ok|warning|critical
         self.restarted_at: dict[str, float] = {}  # sname -> last forced restart by us
         self._processes: dict[int, psutil.Process] = {}
         self._sweeps = 0
 
     def receiveMsg_StartWatchdog(self, message: StartWatchdog, sender: Any) -> None:
-        self.config, self.storage = message.config, message.storage
+        self.config, self.storage, self.root = message.config, message.storage, sender
+        self._known_apps = {app.name for app in message.config.applications}
+        self.readings: samples.Receiver | None = None
+        self._listen()
         self.period = message.config.watchdog_interval_ms / 1000
         self.series = Series(message.config.metrics_retention_time_ms / 1000, self.period)
         psutil.cpu_percent(None)  # the first reading of a counter is meaningless: prime it
@@ -63,6 +67,8 @@ class Watchdog(DeployexActor):
     # -- host and DeployEx -----------------------------------------------------------------------
 
     def on_timer(self, timer: Timer) -> None:
+        if timer.kind == "listen":
+            self._listen()
         if timer.kind != "sample":
             return
         now = time.time()
@@ -122,8 +128,22 @@ class Watchdog(DeployexActor):
 
     # -- replicas --------------------------------------------------------------------------------
 
-    def receiveMsg_ReplicaSample(self, message: ReplicaSample, sender: Any) -> None:
-        self.monitors[message.sname] = sender
+    def _listen(self) -> None:
+        try:
+            self.readings = samples.Receiver(self.config.actor_system_port)
+        except OSError as exc:  # a predecessor still holds the channel: it is about to go
+            log.warning("sample channel busy (%s); trying again in 1 s", exc)
+            self.after(1.0, "listen")
+            return
+        self.watch(self.readings.fileno(), self._drain)
+
+    def _drain(self) -> None:
+        for reading in self.readings.drain():
+            self._replica_reading(reading)
+
+    def _replica_reading(self, message: samples.Reading) -> None:
+        if message.app not in self._known_apps:
+            return
         self.apps[message.sname] = message.app
         self.series.add(message.sname, Sample(message.at, message.values))
         app = self.config.application(message.app)
@@ -170,19 +190,24 @@ class Watchdog(DeployexActor):
 
     def _biggest_replica(self) -> str | None:
         memory = {}
-        for sname in self.monitors:
+        for sname in self.apps:
             latest = self.series.latest(sname)
             if latest is not None:
                 memory[sname] = latest.values.get("beam_memory") or latest.values.get("rss")
         return thresholds.biggest_replica(memory)
 
     def _restart(self, sname: str, reason: str) -> None:
-        monitor = self.monitors.get(sname)
-        if monitor is None:
+        app = self.apps.get(sname)
+        if app is None:
             return
-        self._journal("watchdog_restart", f"restarting {sname}: {reason}", self.apps.get(sname),
-                      sname)  # fmt: skip
-        self.send(monitor, ForceRestart("watchdog", reason))
+        self._journal("watchdog_restart", f"restarting {sname}: {reason}", app, sname)
+        # Through the root and the app's Deployer, like an operator's restart.
+        command = RestartCommand(uuid.uuid4().hex, app, sname, "watchdog", self.myAddress, reason)
+        self.send(self.root, command)
+
+    def receiveMsg_Reply(self, message: Reply, sender: Any) -> None:
+        if message.error:  # e.g. the replica was replaced meanwhile
+            log.info("watchdog restart not done: %s", message.error)
 
     def _journal(self, kind: str, message: str, app: str | None, sname: str | None) -> None:
         log.warning("%s: %s", kind, message)
@@ -190,6 +215,10 @@ class Watchdog(DeployexActor):
             self.send(self.storage, Journal(kind, message, "watchdog", app, sname))
 
     # -- queries ---------------------------------------------------------------------------------
+
+    def receiveMsg_ActorExitRequest(self, message: Any, sender: Any) -> None:
+        if getattr(self, "readings", None) is not None:
+            self.readings.close()  # leaving: the watch goes with the process
 
     def receiveMsg_MetricsQuery(self, message: MetricsQuery, sender: Any) -> None:
         if message.latest:
