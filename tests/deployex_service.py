@@ -189,21 +189,34 @@ class Service:
         return pids
 
     def kill_everything(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        for proc in self.system_processes():
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
+        # Freeze DeployEx first, so that no Monitor starts a replica while we end them all.
+        system = self.system_processes()
+        for proc in [*self.procs, *system]:
+            with contextlib.suppress(ProcessLookupError, psutil.Error):
+                os.kill(proc.pid, signal.SIGSTOP)
         snames = [p.stem for app in self.config.applications
                   for p in self.catalog.app_service_dir(app.name).glob("*.pid")]  # fmt: skip
-        for pid in self.seen_replicas | self.replica_pids_on_disk():
+        for pid in self.seen_replicas | self.replica_pids_on_disk() | self._replicas_by_cwd():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 if pidfile.process_start_ticks(pid) is not None:
                     os.killpg(pid, signal.SIGKILL)
+        for proc in [*self.procs, *system]:
+            with contextlib.suppress(ProcessLookupError, psutil.Error):
+                os.kill(proc.pid, signal.SIGKILL)
+        for proc in self.procs:
+            proc.wait(10)
         wait_until(lambda: not self.system_processes(), 15, "actor processes still alive")
         wait_until_unregistered(snames)
+
+    def _replicas_by_cwd(self) -> set[int]:
+        """Processes working in one of our replica folders (started by any of our Monitors)."""
+        service = str(self.catalog.var_path / "service")
+        found = set()
+        for proc in psutil.process_iter(["pid", "cwd"]):
+            cwd = proc.info.get("cwd") or ""
+            if cwd.startswith(service):
+                found.add(proc.pid)
+        return found
 
 
 @contextlib.contextmanager

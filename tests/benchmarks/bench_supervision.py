@@ -331,26 +331,30 @@ def _environment(**values: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def running(supervision: Supervision, child: Path, logs: list[Path]) -> Iterator[Supervision]:
-    logs.append(supervision.log)
+def running(
+    supervision: Supervision, child: Path, leftovers: dict[str, list[int]]
+) -> Iterator[Supervision]:
     try:
         supervision.start(child)
         supervision.wait_started()
         yield supervision
     finally:
-        supervision.stop()
+        try:
+            supervision.stop()
+        finally:
+            if killed := kill_leftovers(supervision.log, child):
+                leftovers.setdefault(supervision.name, []).extend(killed)
 
 
-def kill_leftovers(logs: list[Path], child: Path) -> list[int]:
-    """The safety net: any copy of the script still alive is SIGKILLed (and reported)."""
+def kill_leftovers(log: Path, child: Path) -> list[int]:
+    """The safety net: any copy of the script still alive after its supervisor stopped."""
     killed = []
-    for log in logs:
-        for pid in {e.pid for e in read_events(log)}:
-            with contextlib.suppress(psutil.Error):
-                proc = psutil.Process(pid)
-                if str(child) in proc.cmdline():
-                    proc.kill()
-                    killed.append(pid)
+    for pid in {e.pid for e in read_events(log)}:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            if str(child) in proc.cmdline():
+                proc.kill()
+                killed.append(pid)
     return killed
 
 
@@ -510,21 +514,23 @@ def collect_restarts(supervision: Supervision, wanted: int) -> list[float]:
     return restart_latencies_ms(read_events(supervision.log))
 
 
-def run(args: argparse.Namespace, dist: ReleaseDist, work: Path, logs: list[Path]) -> None:
+def run(
+    args: argparse.Namespace, dist: ReleaseDist, work: Path, leftovers: dict[str, list[int]]
+) -> None:
     child = write_child(work)
     deployex: Callable[..., Supervision] = functools.partial(
         DeployexRun, dist=dist, real_beam=args.idle_beam
     )
     latencies: dict[str, list[float]] = {}
     for make in (deployex, Supervisord, Circus, ShellLoop):
-        with running(make(work, "crash", args.crash_replicas), child, logs) as supervision:
+        with running(make(work, "crash", args.crash_replicas), child, leftovers) as supervision:
             latencies[supervision.name] = collect_restarts(supervision, args.restarts)
         print(f"crash: {supervision.name} done", file=sys.stderr, flush=True)
     idle: dict[int, dict[str, Overhead]] = {}
     for n in args.replicas:
         with contextlib.ExitStack() as stack:
             supervisions = [
-                stack.enter_context(running(make(work, "idle", n), child, logs))
+                stack.enter_context(running(make(work, "idle", n), child, leftovers))
                 for make in (deployex, Supervisord, Circus)
             ]
             time.sleep(args.settle)
@@ -548,14 +554,13 @@ def main() -> None:
     args = parser.parse_args()
     args.replicas = [int(n) for n in args.replicas.split(",")]
     dist = build_releases()  # before PATH changes: it asks the real erl for its OTP release
-    logs: list[Path] = []
-    with tempfile.TemporaryDirectory(prefix="bench-supervision-") as tmp:
-        try:
-            run(args, dist, Path(tmp), logs)
-        finally:
-            killed = kill_leftovers(logs, Path(tmp) / "bin" / "erl")
-            if killed:
-                print(f"WARNING: SIGKILLed leftover supervised processes {killed}")
+    leftovers: dict[str, list[int]] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-supervision-") as tmp:
+            run(args, dist, Path(tmp), leftovers)
+    finally:
+        for name, pids in leftovers.items():
+            print(f"WARNING: {name} left supervised processes behind; SIGKILLed {pids}")
 
 
 if __name__ == "__main__":
