@@ -15,6 +15,7 @@ import socket
 from dataclasses import dataclass
 
 MAX_DATAGRAM = 65536
+SEND_TIMEOUT_S = 0.25
 
 
 def address(actor_system_port: int) -> str:
@@ -34,14 +35,16 @@ class Sender:
     def __init__(self, actor_system_port: int) -> None:
         self._address = address(actor_system_port)
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        self._socket.setblocking(False)
+        # The receiver's queue is short (net.unix.max_dgram_qlen, 10 by default) and every
+        # Monitor sends at the same instant: wait a little for room rather than lose readings.
+        self._socket.settimeout(SEND_TIMEOUT_S)
 
     def send(self, reading: Reading) -> bool:
         data = json.dumps(reading.__dict__).encode()
         try:
             self._socket.sendto(data, self._address)
             return True
-        except OSError:  # no Watchdog listening right now, or its queue is full
+        except OSError:  # no Watchdog listening right now, or it is too busy to take it
             return False
 
     def close(self) -> None:
