@@ -75,6 +75,18 @@ class DeployEx:
         """Remove a ghosted version (all of the app's when None); returns how many."""
         return self._call(messages.Unghost(system.request_id(), app, version, actor))
 
+    def journal(
+        self,
+        kind: str,
+        message: str,
+        actor: str,
+        app: str | None = None,
+        sname: str | None = None,
+    ) -> None:
+        """Add an entry to the event journal (front ends: logins, logouts, ...)."""
+        entry = messages.Journal(kind, message, actor, app, sname)
+        self._call(messages.Record(system.request_id(), entry))
+
     def metrics(self, target: str = "host", since: float = 0.0) -> list:
         """Samples (`core.metrics.Sample`) of `host`, `deployex` or a replica's sname newer than
         `since` (wall-clock seconds), within the retention window."""

@@ -9,8 +9,6 @@ foreground until SIGTERM/SIGINT. A deliberate stop stops the replicas first, unl
 from __future__ import annotations
 
 import fcntl
-import gc
-import importlib
 import logging
 import os
 import signal
@@ -40,7 +38,6 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
     lock = _exclusive(catalog.var_path / "deployex.lock", config)
     secrets = load_secrets(config)
     optfile = _write_tls_optfile(config, catalog)
-    _preload_actor_code()
     if system.is_listening(config.actor_system_port):
         raise DeployexError(
             f"DeployEx is already running (an actor system listens on "
@@ -78,26 +75,6 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
     finally:
         system.shutdown(asys)
         lock.close()
-
-
-ACTOR_MODULES = (
-    "deployex_actors.actors.root",
-    "deployex_actors.actors.storage",
-    "deployex_actors.actors.deployer",
-    "deployex_actors.actors.monitor",
-    "deployex_actors.actors.watchdog",
-    "deployex_actors.actors.web",
-)
-
-
-def _preload_actor_code() -> None:
-    """Import every actor's code before the system forks its processes: the pages are then
-    shared copy-on-write by all of them instead of each process importing its own copy, and
-    frozen out of the garbage collector's reach so its passes do not dirty them."""
-    for name in ACTOR_MODULES:
-        importlib.import_module(name)
-    gc.collect()
-    gc.freeze()
 
 
 def _serve(asys: Any, root: Any, stop: threading.Event) -> int:

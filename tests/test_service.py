@@ -53,6 +53,8 @@ def test_three_replicas_come_up_on_their_ports_and_answer_with_their_version(
             assert banner(replica.ports["PORT"]) == f"{app} 0.1.0\n"
         history = service.client().versions(app)
         assert sorted(h.sname for h in history) == sorted(pids(snapshot))
+        log = service.catalog.deployex_stdout_log  # the actors' log reaches DeployEx's log file
+        wait_until(lambda: "deployex_started" in log.read_text(), 10, f"actor log lines in {log}")
 
 
 def test_a_killed_replica_is_restarted_with_a_new_pid_and_counted(

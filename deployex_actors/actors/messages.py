@@ -152,6 +152,14 @@ class MetricsQuery:
 
 
 @dataclass(frozen=True)
+class Record:
+    """A front end's journal entry (a login, a logout...): persisted by Storage."""
+
+    request_id: str
+    entry: Journal
+
+
+@dataclass(frozen=True)
 class Reconsider:
     """Something the Deployer depends on changed (mode, ghosts): read the desired version now."""
 

@@ -24,6 +24,7 @@ from deployex_actors.actors.messages import (
     MetricsQuery,
     Ping,
     Reconsider,
+    Record,
     Reply,
     RestartCommand,
     SetMode,
@@ -125,6 +126,14 @@ class Root(Supervisor):
 
     def receiveMsg_EventsQuery(self, message: EventsQuery, sender: Any) -> None:
         self._forward(STORAGE.name, message, sender)
+
+    def receiveMsg_Record(self, message: Record, sender: Any) -> None:
+        storage = self.child(STORAGE.name)
+        if storage is None:
+            self.send(sender, Reply(message.request_id, error="storage is restarting; try again"))
+            return
+        self.send(storage, message.entry)
+        self.send(sender, Reply(message.request_id, "recorded"))
 
     def receiveMsg_MetricsQuery(self, message: MetricsQuery, sender: Any) -> None:
         self._forward(WATCHDOG.name, message, sender)

@@ -1,0 +1,1 @@
+"""Pieces several pages use: confirmation, replica cards, the app panel."""

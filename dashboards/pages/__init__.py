@@ -1,0 +1,1 @@
+"""One module per dashboard page; each builds its view for one browser session."""
