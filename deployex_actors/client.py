@@ -75,6 +75,11 @@ class DeployEx:
         """Remove a ghosted version (all of the app's when None); returns how many."""
         return self._call(messages.Unghost(system.request_id(), app, version, actor))
 
+    def restart_deployex(self, actor: str = "operator") -> str:
+        """Restart DeployEx itself within a couple of seconds (the `deployex run` process
+        re-executes); replicas keep running and are adopted, counting no crash."""
+        return self._call(messages.RestartDeployex(system.request_id(), actor))
+
     def journal(
         self,
         kind: str,

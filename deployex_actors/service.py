@@ -12,7 +12,9 @@ import fcntl
 import logging
 import os
 import signal
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,9 @@ log = logging.getLogger("deployex")
 HEALTH_PERIOD_S = 2.0
 HEALTH_FAILURES = 3
 STOP_TIMEOUT_S = 60.0
+RESTART = -1  # _serve's answer when an operator asked for a restart
+RESTART_ENV = "DEPLOYEX_RESTARTING"  # set across the re-exec: wait for the old system to leave
+RESTART_WAIT_S = 20.0
 
 
 def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
@@ -35,6 +40,8 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
     catalog = Catalog.from_config(config)
     for folder in (catalog.var_path, catalog.log_path, catalog.monitored_app_log_path):
         folder.mkdir(parents=True, exist_ok=True)
+    if os.environ.pop(RESTART_ENV, None):
+        _wait_for_predecessor(catalog.var_path / "deployex.lock", config.actor_system_port)
     lock = _exclusive(catalog.var_path / "deployex.lock", config)
     secrets = load_secrets(config)
     optfile = _write_tls_optfile(config, catalog)
@@ -71,18 +78,24 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
         code = _serve(asys, root, stop)
         if code == 0 and not keep_replicas:
             _stop_replicas(asys, root)
-        return code
     finally:
         system.shutdown(asys)
         lock.close()
+    if code == RESTART:
+        print("DeployEx restarting (replicas keep running)", flush=True)
+        os.environ[RESTART_ENV] = "1"
+        os.execv(sys.executable, [sys.executable, *sys.argv])  # noqa: S606 - the same command
+    return code
 
 
 def _serve(asys: Any, root: Any, stop: threading.Event) -> int:
     failures = 0
     while not stop.wait(HEALTH_PERIOD_S):
         try:
-            system.request(asys, root, messages.Ping(system.request_id()), 5)
+            answer = system.request(asys, root, messages.Ping(system.request_id()), 5)
             failures = 0
+            if answer.value == "restart":
+                return RESTART
         except DeployexError:
             failures += 1
             log.error("the root supervisor did not answer (%d/%d)", failures, HEALTH_FAILURES)
@@ -98,6 +111,22 @@ def _stop_replicas(asys: Any, root: Any) -> None:
         system.request(asys, root, messages.StopReplicas(system.request_id()), STOP_TIMEOUT_S)
     except DeployexError as exc:
         log.error("replicas may still run (the next `deployex run` adopts them): %s", exc)
+
+
+def _wait_for_predecessor(lock: Path, port: int) -> None:
+    """After a restart, the previous system's processes may take a moment to leave."""
+    deadline = time.monotonic() + RESTART_WAIT_S
+    while time.monotonic() < deadline:
+        with open(lock, "a") as probe:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass
+            else:
+                fcntl.flock(probe, fcntl.LOCK_UN)
+                if not system.is_listening(port):
+                    return
+        time.sleep(0.1)  # a bounded wait for other processes to exit, checked each round
 
 
 def _exclusive(path: Path, config: Config) -> Any:

@@ -35,9 +35,11 @@ DEPLOYEX = str(Path(sys.executable).with_name("deployex"))
 
 
 def free_port_range(count: int) -> int:
-    """A base port with `count` free ports after it (for replica_ports slots)."""
+    """A base port with `count` free ports after it (for replica_ports slots), below the
+    kernel's ephemeral range, so that no outgoing connection can take one meanwhile."""
+    low, _high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
+        base = random.randrange(10000, low - count)
         if all(_is_free(base + i) for i in range(count)):
             return base
     raise RuntimeError(f"no {count} consecutive free ports")

@@ -8,6 +8,7 @@ test that pins a version changes the replicas, so it runs last.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from tests.browser import (
     chromium,
     dashboard_secrets,
     get,
+    health_answers,
     log_in,
     running_dashboard,
     websocket_refused,
@@ -114,6 +116,7 @@ def test_the_login_page_rejects_a_wrong_password_and_accepts_the_right_one(page,
     log_in(page, demo.dashboard)
     page.wait_for_url("**/applications")
     expect(page.locator(".dx-user")).to_contain_text("admin@127.0.0.1")
+
     def journaled() -> bool:
         kinds = [e.kind for e in demo.service.client().events(kind=None, limit=50)]
         return "login_failed" in kinds and "login" in kinds
@@ -424,5 +427,50 @@ def test_ghosts_are_shown_and_removed_and_a_full_restart_replaces_the_replicas(
                         "Running"
                     )
                 expect(page.locator(".replica-card")).to_have_count(2)
+            finally:
+                context.close()
+
+
+def test_restart_deployex_from_the_dashboard_keeps_the_replicas(
+    browser, release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    secrets = dashboard_secrets()
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in secrets.items():
+            env.setenv(key, value)
+        config = write_config(tmp_path, [app_entry(APP, replicas=2)], dashboard_enabled=True)
+        publish(config, release_dist, APP, "0.1.0")
+        with (
+            running_service(config, tmp_path) as service,
+            running_dashboard(config, tmp_path, secrets) as dashboard,
+        ):
+            before = service.wait_app(APP, serving("0.1.0", 2), "two replicas")
+            context = browser.new_context(viewport={"width": 1400, "height": 1200})
+            try:
+                page = context.new_page()
+                page.set_default_timeout(UI_DEADLINE_MS)
+                log_in(page, dashboard)
+                page.wait_for_url("**/applications")
+                page.locator(".dx-restart-deployex").get_by_role("button").click()
+                question = page.locator(".dx-confirm", has_text="replicas keep running")
+                expect(question).to_be_visible()
+                page.get_by_role("button", name="Yes, restart DeployEx").click()
+
+                def restarted() -> bool:
+                    try:
+                        started = service.client().events(kind="deployex_started")
+                    except Exception:  # between its two lives
+                        return False
+                    return len(started) >= 2
+
+                wait_until(restarted, 60, "DeployEx started again")
+                service.sessions.add(os.getsid(service.admin_pid()))
+                after = service.wait_app(APP, serving("0.1.0", 2), "replicas adopted again")
+                assert {r.sname: r.pid for r in after.replicas} == {
+                    r.sname: r.pid for r in before.replicas
+                }
+                wait_until(lambda: health_answers(dashboard.url), 60, "the dashboard back")
+                restart = service.client().events(kind="deployex_restart")
+                assert restart and restart[0].actor == "admin@127.0.0.1"
             finally:
                 context.close()

@@ -9,6 +9,7 @@ import panel as pn
 
 from dashboards import display
 from dashboards.components.app_panel import AppPanel
+from dashboards.components.confirm import Confirm
 from dashboards.pages.base import Page
 from deployex_actors.core.metrics import DEPLOYEX, HOST
 from deployex_actors.core.status import DeployexSnapshot
@@ -19,9 +20,9 @@ CARD_CSS = """
 .dx-card dt { color: #666; } .dx-card dd { margin: 0; }
 .dx-card h2 { margin: 0 0 8px; font-size: 20px; }
 """
-RESTART_DEPLOYEX_TIP = (
-    "Not available yet: the client facade has no call to restart DeployEx itself. "
-    "Use systemctl restart deployex on the host."
+RESTART_DEPLOYEX_QUESTION = (
+    "Restart **DeployEx** itself? Its actors and this dashboard start again within a few "
+    "seconds; the replicas keep running and are adopted (no app restart)."
 )
 
 
@@ -69,11 +70,14 @@ class ApplicationsPage(Page):
             sizing_mode="stretch_width",
         )
         restart = pn.widgets.Button(
-            name="Restart DeployEx", disabled=True, width=150, description=RESTART_DEPLOYEX_TIP
+            name="Restart DeployEx", width=150, css_classes=["dx-restart-deployex"]
         )
+        self.confirm = Confirm()
+        restart.on_click(lambda _event: self.ask_restart_deployex())
         deployex = pn.Column(
             self.card,
             restart,
+            self.confirm.view,
             css_classes=["deployex-card"],
             styles={
                 "border": "1px solid #ddd",
@@ -90,6 +94,13 @@ class ApplicationsPage(Page):
         )
         empty = pn.pane.Markdown("No application is configured.", visible=not self.panels)
         return pn.Column(deployex, pn.Spacer(height=10), tabs, empty, sizing_mode="stretch_width")
+
+    def ask_restart_deployex(self) -> None:
+        self.confirm.ask(
+            RESTART_DEPLOYEX_QUESTION,
+            "restart DeployEx",
+            lambda: self.act("DeployEx is restarting", "restart_deployex"),
+        )
 
     def refresh(self, snapshot: DeployexSnapshot) -> None:
         for app in snapshot.apps:

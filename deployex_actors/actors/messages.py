@@ -152,6 +152,14 @@ class MetricsQuery:
 
 
 @dataclass(frozen=True)
+class RestartDeployex:
+    """Restart DeployEx itself; its replicas keep running and are adopted again."""
+
+    request_id: str
+    actor: str = "operator"
+
+
+@dataclass(frozen=True)
 class Record:
     """A front end's journal entry (a login, a logout...): persisted by Storage."""
 

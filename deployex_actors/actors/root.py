@@ -27,6 +27,7 @@ from deployex_actors.actors.messages import (
     Record,
     Reply,
     RestartCommand,
+    RestartDeployex,
     SetMode,
     StartDeployer,
     StartStorage,
@@ -61,6 +62,7 @@ class Root(Supervisor):
         self.apps: dict[str, AppSnapshot] = {}
         self.started_at = time.time()
         self.stopping: dict[str, Any] = {}  # request id -> (launcher's request, apps left)
+        self.restart_by: str | None = None
 
     def receiveMsg_Boot(self, message: Boot, sender: Any) -> None:
         if self.boot is None:
@@ -119,7 +121,13 @@ class Root(Supervisor):
         self.send(sender, Reply(message.request_id, snapshot))
 
     def receiveMsg_Ping(self, message: Ping, sender: Any) -> None:
-        self.send(sender, Reply(message.request_id, "pong"))
+        # The launcher's health check reads a requested restart from the answer.
+        self.send(sender, Reply(message.request_id, "restart" if self.restart_by else "pong"))
+
+    def receiveMsg_RestartDeployex(self, message: RestartDeployex, sender: Any) -> None:
+        self.restart_by = message.actor
+        self._journal("deployex_restart", "DeployEx restart requested", message.actor)
+        self.send(sender, Reply(message.request_id, "restarting"))
 
     def receiveMsg_VersionsQuery(self, message: VersionsQuery, sender: Any) -> None:
         self._forward(STORAGE.name, message, sender)
@@ -202,7 +210,7 @@ class Root(Supervisor):
             del self.stopping[message.request_id]
             self.send(requester, Reply(request.request_id, "stopped"))
 
-    def _journal(self, kind: str, message: str) -> None:
+    def _journal(self, kind: str, message: str, actor: str = "deployex") -> None:
         storage = self.child(STORAGE.name)
         if storage is not None:
-            self.send(storage, Journal(kind, message, "deployex"))
+            self.send(storage, Journal(kind, message, actor))

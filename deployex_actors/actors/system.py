@@ -81,14 +81,29 @@ def start(port: int, log_file: Path, thespian_log: Path, multi_host: bool = Fals
 
 
 def attach(port: int) -> Any:
-    """An ActorSystem handle on the running system; NotRunning if nothing listens."""
+    """An ActorSystem handle on the running system; NotRunning if nothing listens.
+
+    Never starts a system: thespian would start an admin here when the port stops answering
+    between our probe and its own (e.g. DeployEx restarting), so its starter is disabled
+    while we attach.
+    """
     from thespian.actors import ActorSystem
+    from thespian.system.multiprocCommon import multiprocessCommon
 
     if not is_listening(port):
         raise NotRunning(f"DeployEx is not running (nothing listens on {LOOPBACK}:{port})")
     bind_loopback_only()
     os.environ.setdefault("THESPIAN_BASE_IPADDR", LOOPBACK)
-    return ActorSystem(BASE, {"Admin Port": port}, transientUnique=True)
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise NotRunning(f"DeployEx is not running (nothing answers on {LOOPBACK}:{port})")
+
+    starter = multiprocessCommon._startAdmin
+    multiprocessCommon._startAdmin = refuse
+    try:
+        return ActorSystem(BASE, {"Admin Port": port}, transientUnique=True)
+    finally:
+        multiprocessCommon._startAdmin = starter
 
 
 def request(system: Any, target: Any, message: Any, timeout: float) -> Reply:

@@ -18,6 +18,7 @@ BANNER = """DeployEx admin shell, attached on 127.0.0.1:{port}. `dx` is the faca
   dx.ghosts(app) / dx.unghost(app, version=None)
   dx.metrics(target, since=0)     samples of "host", "deployex" or an sname
   dx.latest_metrics()             the newest sample of every target
+  dx.restart_deployex()           restart DeployEx itself (replicas keep running)
   dx.ping()                       is DeployEx answering?
 Leave with Ctrl-D; DeployEx keeps running."""
 
