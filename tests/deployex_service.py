@@ -165,6 +165,19 @@ class Service:
             raise AssertionError(f"{exc}; last status: {found and found[0]}") from None
         return found[0]
 
+    def wait_started(self, times: int, deadline_s: float = 60) -> None:
+        """Wait until the journal shows DeployEx started `times` times (after a restart the
+        actor system is briefly away), then track the new system's processes too."""
+
+        def started() -> bool:
+            try:
+                return len(self.client().events(kind="deployex_started")) >= times
+            except Exception:  # between its two lives
+                return False
+
+        wait_until(started, deadline_s, f"DeployEx started {times} times")
+        self.sessions.add(os.getsid(self.admin_pid()))
+
     def admin_pid(self) -> int:
         port = self.config.actor_system_port
         for conn in psutil.net_connections("tcp"):

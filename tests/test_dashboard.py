@@ -8,7 +8,6 @@ test that pins a version changes the replicas, so it runs last.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -455,16 +454,7 @@ def test_restart_deployex_from_the_dashboard_keeps_the_replicas(
                 question = page.locator(".dx-confirm", has_text="replicas keep running")
                 expect(question).to_be_visible()
                 page.get_by_role("button", name="Yes, restart DeployEx").click()
-
-                def restarted() -> bool:
-                    try:
-                        started = service.client().events(kind="deployex_started")
-                    except Exception:  # between its two lives
-                        return False
-                    return len(started) >= 2
-
-                wait_until(restarted, 60, "DeployEx started again")
-                service.sessions.add(os.getsid(service.admin_pid()))
+                service.wait_started(2)
                 after = service.wait_app(APP, serving("0.1.0", 2), "replicas adopted again")
                 assert {r.sname: r.pid for r in after.replicas} == {
                     r.sname: r.pid for r in before.replicas
