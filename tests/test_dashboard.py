@@ -451,7 +451,7 @@ def test_restart_deployex_from_the_dashboard_keeps_the_replicas(
                 log_in(page, dashboard)
                 page.wait_for_url("**/applications")
                 page.locator(".dx-restart-deployex").get_by_role("button").click()
-                question = page.locator(".dx-confirm", has_text="replicas keep running")
+                question = page.locator(".dx-confirm-deployex", has_text="replicas keep running")
                 expect(question).to_be_visible()
                 page.get_by_role("button", name="Yes, restart DeployEx").click()
                 service.wait_started(2)

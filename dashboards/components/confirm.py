@@ -12,7 +12,7 @@ Action = Callable[[], Awaitable[object]]
 class Confirm:
     """Shows a question with "Yes, <verb>" and "Cancel"; runs the action only on yes."""
 
-    def __init__(self) -> None:
+    def __init__(self, css_class: str = "dx-confirm") -> None:
         self.question = pn.pane.Markdown("", margin=(8, 10))
         self.yes = pn.widgets.Button(name="Yes", button_type="danger", css_classes=["dx-yes"])
         self.cancel = pn.widgets.Button(name="Cancel", css_classes=["dx-cancel"])
@@ -21,7 +21,7 @@ class Confirm:
             self.yes,
             self.cancel,
             visible=False,
-            css_classes=["dx-confirm"],
+            css_classes=[css_class],
             styles={"background": "#fff4e5", "border-radius": "6px"},
         )
         self._action: Action | None = None

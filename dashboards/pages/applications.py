@@ -72,7 +72,7 @@ class ApplicationsPage(Page):
         restart = pn.widgets.Button(
             name="Restart DeployEx", width=150, css_classes=["dx-restart-deployex"]
         )
-        self.confirm = Confirm()
+        self.confirm = Confirm("dx-confirm-deployex")
         restart.on_click(lambda _event: self.ask_restart_deployex())
         deployex = pn.Column(
             self.card,
