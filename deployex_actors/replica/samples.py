@@ -34,21 +34,36 @@ class Reading:
 class Sender:
     def __init__(self, actor_system_port: int) -> None:
         self._address = address(actor_system_port)
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        # The receiver's queue is short (net.unix.max_dgram_qlen, 10 by default) and every
-        # Monitor sends at the same instant: wait a little for room rather than lose readings.
-        self._socket.settimeout(SEND_TIMEOUT_S)
+        self._socket: socket.socket | None = None
+
+    def _connected(self) -> socket.socket:
+        if self._socket is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Connected, so that waiting for room waits on the Watchdog's queue (short:
+            # net.unix.max_dgram_qlen, 10 by default, and every Monitor sends at the same
+            # instant); unconnected, the wait would spin.
+            sock.settimeout(SEND_TIMEOUT_S)
+            try:
+                sock.connect(self._address)
+            except OSError:
+                sock.close()
+                raise
+            self._socket = sock
+        return self._socket
 
     def send(self, reading: Reading) -> bool:
         data = json.dumps(reading.__dict__).encode()
         try:
-            self._socket.sendto(data, self._address)
+            self._connected().send(data)
             return True
-        except OSError:  # no Watchdog listening right now, or it is too busy to take it
+        except OSError:  # no Watchdog listening right now (a new one binds anew), or too busy
+            self.close()
             return False
 
     def close(self) -> None:
-        self._socket.close()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
 
 class Receiver:
