@@ -1,7 +1,5 @@
-"""The root supervisor, globalName "deployex": Storage, one Deployer per app, and the status
-cache the front ends read.
-
-Later children (Watchdog, Logs, Web) take their places in `CHILDREN` beside Storage.
+"""The root supervisor, globalName "deployex": Storage, the Watchdog, the Web (dashboard) and
+one Deployer per app; the status cache the front ends read; the router of their requests.
 """
 
 from __future__ import annotations
