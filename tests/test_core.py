@@ -74,3 +74,14 @@ def test_a_damaged_pidfile_reads_as_none(tmp_path: Path) -> None:
     path.write_text("{not json")
     assert pidfile.read(path) is None
     assert pidfile.read(tmp_path / "missing.pid") is None
+
+
+def test_a_stop_in_progress_is_recorded_for_whoever_adopts_the_replica(tmp_path: Path) -> None:
+    path = tmp_path / "a-000002.pid"
+    record = pidfile.ReplicaRecord("a", "a-000002", "1.0", os.getpid(), 1, 0, stopping=True)
+    pidfile.write(path, record)
+    assert pidfile.read(path).stopping is True
+    older = tmp_path / "old.pid"  # files written before the field existed still read
+    older.write_text('{"app": "a", "sname": "a-1", "version": "1", "pid": 1, "start_ticks": 1,'
+                     ' "slot": 0}')  # fmt: skip
+    assert pidfile.read(older).stopping is False

@@ -85,6 +85,8 @@ class Deployer(Supervisor):
             if record is not None and pidfile.is_alive(record):
                 self.deployed_at[sname] = record.started_at
                 self._run_monitor(self._spec(sname, record.version, record.slot, adopt=True))
+                if record.stopping:  # our predecessor was stopping it: finish that, count it out
+                    self._retire(sname, "a stop begun before DeployEx restarted")
             else:
                 self._forget(sname)
         self._report()

@@ -18,7 +18,7 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +332,10 @@ class Monitor(DeployexActor):
 
     def _terminate(self) -> None:
         self.status = "stopping"
+        if self.stopping:  # a stop for good survives our own end: the adopter finishes it
+            record = pidfile.read(self.pidfile)
+            if record is not None and record.pid == self.pid:
+                pidfile.write(self.pidfile, replace(record, stopping=True))
         process.signal_group(self.pid, signal.SIGTERM)
         self.after(STOP_GRACE_S, "kill")
         self._changed()

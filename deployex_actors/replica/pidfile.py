@@ -25,6 +25,7 @@ class ReplicaRecord:
     slot: int
     ports: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0  # wall clock, for uptime
+    stopping: bool = False  # asked to stop: whoever adopts it finishes the stop
 
 
 def process_start_ticks(pid: int) -> int | None:
