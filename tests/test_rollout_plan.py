@@ -19,8 +19,10 @@ NOW = 10_000.0
 
 
 def replica(sname: str, version: str, slot: int, ready: bool = True, age: float = 100.0,
-            stopping: bool = False) -> ReplicaView:  # fmt: skip
-    return ReplicaView(sname, version, slot, ready, NOW - age, stopping)
+            stopping: bool = False, ready_once: bool | None = None) -> ReplicaView:  # fmt: skip
+    """`age`: seconds since its deployment; a ready replica has been ready once, of course."""
+    once = ready if ready_once is None else ready_once
+    return ReplicaView(sname, version, slot, ready, NOW - age, stopping, once)
 
 
 def view(*replicas: ReplicaView, target: str | None = "2", **kw) -> AppView:
@@ -71,6 +73,24 @@ def test_a_version_that_already_serves_is_never_ghosted() -> None:
     serving = [replica("a-1", "2", 0), replica("a-2", "2", 1)]
     crashing = replica("a-3", "2", 2, ready=False, age=61)
     assert plan(view(*serving, crashing)).actions == (RollBack("a-3", "2", ghost=False),)
+
+
+def test_replicas_restarting_long_after_their_deployment_are_never_rolled_back() -> None:
+    # `deployex restart`, a kill -9 of every replica, a watchdog restart: all down at once,
+    # deployed an hour ago, each ready once. Their Monitors restart them; the plan waits.
+    down = [replica(f"a-{i}", "2", i, ready=False, age=3600, ready_once=True) for i in range(3)]
+    assert plan(view(*down)) == Plan(note="converged")
+
+
+def test_a_version_ready_once_on_a_replica_that_is_down_now_is_not_ghosted() -> None:
+    restarting = replica("a-1", "2", 0, ready=False, age=3600, ready_once=True)
+    stuck = replica("a-4", "2", 3, ready=False, age=61)
+    assert plan(view(*OLD[1:], restarting, stuck)).actions == (RollBack("a-4", "2", ghost=False),)
+
+
+def test_a_new_replica_that_was_ready_then_crashed_mid_rollout_holds_the_rollout() -> None:
+    crashed = replica("a-4", "2", 3, ready=False, age=3600, ready_once=True)
+    assert plan(view(*OLD, crashed)).actions == ()
 
 
 def test_resuming_mid_rollout_retires_instead_of_rolling_back_a_serving_new_replica() -> None:

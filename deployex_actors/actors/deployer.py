@@ -59,7 +59,6 @@ class Deployer(Supervisor):
         self.parent: Any = None
         self.specs: dict[str, ReplicaSpec] = {}  # sname -> what its Monitor runs
         self.snapshots: dict[str, ReplicaSnapshot] = {}
-        self.deployed_at: dict[str, float] = {}  # sname -> when its deployment began
         self.retiring: set[str] = set()
         self.preparing: dict[str, tuple[str, int]] = {}  # sname -> (version, slot)
         self.replace_queue: set[str] = set()  # full restart: snames still to replace
@@ -83,8 +82,10 @@ class Deployer(Supervisor):
         for sname in self.catalog.snames_on_disk(self.app):
             record = pidfile.read(self.catalog.pidfile(self.app, sname))
             if record is not None and pidfile.is_alive(record):
-                self.deployed_at[sname] = record.started_at
-                self._run_monitor(self._spec(sname, record.version, record.slot, adopt=True))
+                # The deployment's own start and first ready, as recorded: a restarted DeployEx
+                # neither re-arms the rollback timer of a replica that was ready nor forgets it.
+                deployed = (record.deployment_started_at, record.ready_once)
+                self._run_monitor(self._spec(sname, record.version, record.slot, deployed, True))
                 if record.stopping:  # our predecessor was stopping it: finish that, count it out
                     self._retire(sname, "a stop begun before DeployEx restarted")
             else:
@@ -96,8 +97,15 @@ class Deployer(Supervisor):
         self.start = replace(self.start, storage=message.storage)
 
     def _spec(
-        self, sname: str, version: str, slot: int, adopt: bool = False, pre: tuple = ()
+        self,
+        sname: str,
+        version: str,
+        slot: int,
+        deployed: tuple[float, bool],
+        adopt: bool = False,
+        pre: tuple = (),
     ) -> ReplicaSpec:
+        deployed_at, ready_once = deployed
         return ReplicaSpec(
             config=self.start.config,
             app=self.app,
@@ -108,6 +116,8 @@ class Deployer(Supervisor):
             pre_commands=pre,
             tls_optfile=self.start.tls_optfile,
             adopt_only=adopt,
+            deployed_at=deployed_at,
+            ready_once=ready_once,
         )
 
     def _run_monitor(self, spec: ReplicaSpec) -> None:
@@ -119,17 +129,27 @@ class Deployer(Supervisor):
         if spec is None:
             return None
         # A restarted Monitor adopts the replica if it still runs, or starts it again; the
-        # counters its predecessor reported carry over.
+        # counters its predecessor reported carry over, and so does a first ready.
         last = self.snapshots.get(name)
         counters = (last.crash_restarts, last.forced_restarts) if last else (0, 0)
         return StartReplica(
-            replace(spec, adopt_only=False, crash_restarts=counters[0], forced_restarts=counters[1])
+            replace(
+                spec,
+                adopt_only=False,
+                crash_restarts=counters[0],
+                forced_restarts=counters[1],
+                ready_once=self._ready_once(name),
+            )
         )
+
+    def _ready_once(self, sname: str) -> bool:
+        snapshot = self.snapshots.get(sname)
+        return self.specs[sname].ready_once or (snapshot is not None and snapshot.ready_once)
 
     def _forget(self, sname: str) -> None:
         shutil.rmtree(self.catalog.sname_dir(self.app, sname), ignore_errors=True)
         pidfile.remove(self.catalog.pidfile(self.app, sname))
-        for table in (self.specs, self.snapshots, self.deployed_at):
+        for table in (self.specs, self.snapshots):
             table.pop(sname, None)
         self.retiring.discard(sname)
         self.replace_queue.discard(sname)
@@ -182,8 +202,9 @@ class Deployer(Supervisor):
                     version=spec.version,
                     slot=spec.slot,
                     ready=snapshot is not None and snapshot.status == "running",
-                    started_at=self.deployed_at.get(sname, time.time()),
+                    started_at=spec.deployed_at,
                     stopping=sname in self.retiring,
+                    ready_once=self._ready_once(sname),
                 )
             )
         return rollout.AppView(
@@ -262,8 +283,9 @@ class Deployer(Supervisor):
         record = RecordVersion(self.app, message.sname, version, desired.hash if same else None,
                                pre)  # fmt: skip
         self.send(self.start.storage, record)
-        self.deployed_at[message.sname] = time.time()
-        self._run_monitor(self._spec(message.sname, version, slot, pre=pre))
+        # The rollback timer starts now, once per deployment: it stops at the first ready.
+        deployed = (time.time(), False)
+        self._run_monitor(self._spec(message.sname, version, slot, deployed, pre=pre))
         self._advance()
 
     # -- replicas --------------------------------------------------------------------------------

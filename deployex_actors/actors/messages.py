@@ -277,6 +277,8 @@ class ReplicaSpec:
     adopt_only: bool = False  # True: adopt from the pidfile, never start a new process
     crash_restarts: int = 0  # counters carried over when a Monitor is replaced
     forced_restarts: int = 0
+    deployed_at: float = 0.0  # when the deployment of this sname began (the rollback timer)
+    ready_once: bool = False  # known ready once already (adopted, or a replaced Monitor's word)
 
 
 @dataclass(frozen=True)

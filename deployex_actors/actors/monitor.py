@@ -68,6 +68,8 @@ class Monitor(DeployexActor):
         self.pidfd: int | None = None
         self.started_at: float | None = None
         self.adopted = False
+        self.deployed_at = 0.0
+        self.ready_once = False  # ready at least once since deployed: persisted in the pidfile
         self.crash_restarts = 0
         self.forced_restarts = 0
         self.streak = 0
@@ -106,6 +108,12 @@ class Monitor(DeployexActor):
         self.next_sample_at = next_tick(time.time(), self.sample_period)
         self.after(self.next_sample_at - time.time(), "sample")
         record = pidfile.read(self.pidfile)
+        self.deployed_at = self.spec.deployed_at or (
+            record.deployment_started_at if record is not None else time.time()
+        )
+        # Even a dead replica's record says whether its deployment was ready once (our
+        # predecessor may have died with it): a restart of it stays a restart.
+        self.ready_once = self.spec.ready_once or (record is not None and record.ready_once)
         if record is not None and pidfile.is_alive(record):
             self._adopt(record)
         elif self.spec.adopt_only:
@@ -248,6 +256,8 @@ class Monitor(DeployexActor):
             slot=spec.slot,
             ports=self.app_config.ports_of_slot(spec.slot),
             started_at=self.started_at or time.time(),
+            deployed_at=self.deployed_at,
+            ready_once=self.ready_once,
         )
         pidfile.write(self.pidfile, record)
 
@@ -367,11 +377,24 @@ class Monitor(DeployexActor):
         if problem is None:
             self.status = "running"
             self.last_error = None
+            if not self.ready_once:
+                self._mark_ready_once()
             self._journal("ready", f"{self.spec.version} ready, pid {self.pid}")
         else:
             self.last_error = problem
             self.after(self.app_config.readiness.interval_ms / 1000, "ready")
         self._changed()
+
+    def _mark_ready_once(self) -> None:
+        """The deployment succeeded: record it where a restarted DeployEx will read it."""
+        self.ready_once = True
+        record = pidfile.read(self.pidfile)
+        if record is None or record.pid != self.pid:
+            return
+        try:
+            pidfile.write(self.pidfile, replace(record, ready_once=True))
+        except OSError as exc:  # our Deployer knows it from the snapshot and hands it back
+            log.warning("%s: cannot record the first ready in %s: %s", self, self.pidfile, exc)
 
     # -- distribution link -----------------------------------------------------------------------
 
@@ -468,6 +491,7 @@ class Monitor(DeployexActor):
             adopted=self.adopted,
             last_error=self.last_error,
             restart_at=self.restart_at,
+            ready_once=self.ready_once,
         )
 
     def _changed(self) -> None:

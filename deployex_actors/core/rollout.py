@@ -7,9 +7,14 @@ there are never more than N+1 replicas.
 
 Rolling full deployment, one replica at a time with overlap: while a replica runs another
 version (or is queued for a full restart), start one replica of the target version on a free
-slot; when it is ready, retire one old replica; repeat. A new replica that is not ready within
-`rollback_timeout_s` is stopped and its version ghosted, unless that version already serves
-elsewhere (then it is only a crash, which its Monitor handles).
+slot; when it is ready, retire one old replica; repeat.
+
+The rollback timer belongs to a deployment, not to a process: it runs from the moment a replica
+is deployed until it is ready for the first time (`ready_once`), and never again for that
+replica. A deployed replica that is not ready within `rollback_timeout_s` is stopped, and its
+version ghosted unless that version has proven itself on another replica. After its first
+ready, a replica that is down (a forced, crash or watchdog restart, an adoption) is only being
+restarted in place by its Monitor: never rolled back, never a reason to ghost.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ class ReplicaView:
     version: str
     slot: int
     ready: bool
-    started_at: float  # wall clock of the replica's first start (its deployment)
+    started_at: float  # wall clock of the replica's deployment (its first start)
     stopping: bool = False
+    ready_once: bool = False  # this deployment was ready at least once: restarts are restarts
 
 
 @dataclass(frozen=True)
@@ -88,12 +94,12 @@ def plan(view: AppView) -> Plan:
         return Plan(note="no version to deploy")
     fresh = [r for r in live if r.version == view.target and r.sname not in view.replace]
     stale = [r for r in live if r not in fresh]
-    serving = {r.version for r in live if r.ready}
+    proven = {r.version for r in live if r.ready or r.ready_once}
 
     pending = [r for r in fresh if not r.ready]
-    overdue = [r for r in pending if view.now - r.started_at > view.rollback_timeout_s]
+    overdue = [r for r in pending if _overdue(r, view)]
     if overdue:
-        return Plan(tuple(RollBack(r.sname, r.version, r.version not in serving) for r in overdue))
+        return Plan(tuple(RollBack(r.sname, r.version, r.version not in proven) for r in overdue))
     if view.preparing or (pending and stale):
         return Plan(note="waiting for the new replica", in_flight=tuple(r.sname for r in pending))
 
@@ -117,6 +123,11 @@ def plan(view: AppView) -> Plan:
         extra = sorted(live, key=lambda r: (r.ready, -r.slot))[0]
         return Plan((Retire(extra.sname),), note="too many replicas")
     return Plan(note="converged" if not stale else "waiting")
+
+
+def _overdue(replica: ReplicaView, view: AppView) -> bool:
+    """A deployment that has not become ready in time. Once ready, never again."""
+    return not replica.ready_once and view.now - replica.started_at > view.rollback_timeout_s
 
 
 def _oldest_first(replicas: list[ReplicaView]) -> list[ReplicaView]:

@@ -25,6 +25,7 @@ class ReplicaSnapshot:
     adopted: bool = False
     last_error: str | None = None
     restart_at: float | None = None  # when a restart is scheduled (crash backoff)
+    ready_once: bool = False  # ready at least once since its deployment (see core.rollout)
 
     def uptime_s(self, now: float | None = None) -> float | None:
         if self.started_at is None or self.pid is None:

@@ -24,8 +24,17 @@ class ReplicaRecord:
     start_ticks: int
     slot: int
     ports: dict[str, int] = field(default_factory=dict)
-    started_at: float = 0.0  # wall clock, for uptime
+    started_at: float = 0.0  # wall clock of this OS process's start, for uptime
     stopping: bool = False  # asked to stop: whoever adopts it finishes the stop
+    deployed_at: float = 0.0  # wall clock of the deployment that created this sname
+    # Ready at least once in this deployment: from then on it is restarted, never rolled back.
+    # A pidfile from before this field existed belongs to a replica an older DeployEx already
+    # ran, hence True: ghosting a version that serves is the worse mistake.
+    ready_once: bool = True
+
+    @property
+    def deployment_started_at(self) -> float:
+        return self.deployed_at or self.started_at
 
 
 def process_start_ticks(pid: int) -> int | None:
