@@ -2,7 +2,10 @@
 
 Disk layout (compatible with upstream DeployEx):
 
+    {var_path}/                                            private: 0700, DeployEx's user only
     {var_path}/deployex.db                                 durable state (SQLite, WAL)
+    {var_path}/actor_system.key                            key that signs actor system frames
+    {var_path}/samples.sock                                the sample channel (Monitors -> Watchdog)
     {var_path}/service/{app}/{sname}/{new,current,previous}/
     {var_path}/service/{app}/{sname}.pid                   pidfile of the replica (pid + start time)
     {monitored_app_log_path}/{app}/{sname}-stdout.log      replica logs (and -stderr.log)
@@ -117,6 +120,18 @@ class Catalog:
     @property
     def thespian_log(self) -> Path:
         return self.log_path / "thespian.log"
+
+    @property
+    def actor_key(self) -> Path:
+        return self.var_path / "actor_system.key"
+
+    @property
+    def samples_socket(self) -> Path:
+        return self.var_path / "samples.sock"
+
+    @property
+    def private_folders(self) -> tuple[Path, ...]:
+        return (self.var_path, self.log_path, self.monitored_app_log_path)
 
     # replicas
     def app_service_dir(self, app: str) -> Path:

@@ -14,6 +14,7 @@ from typing import Any
 
 from deployex_actors.actors import messages, system
 from deployex_actors.actors.root import GLOBAL_NAME
+from deployex_actors.catalog import Catalog
 from deployex_actors.config import Config, load_config
 from deployex_actors.core.status import DeployexSnapshot
 from deployex_actors.errors import DeployexError
@@ -24,10 +25,11 @@ ROOT_CLASS = "deployex_actors.actors.root.Root"
 class DeployEx:
     """A connection to the running actor system; thread-safe (one request at a time)."""
 
-    def __init__(self, port: int, timeout: float = 10.0) -> None:
-        self.port = port
+    def __init__(self, config: Config, timeout: float = 10.0) -> None:
+        catalog = Catalog.from_config(config)
+        self.port = config.actor_system_port
         self.timeout = timeout
-        self._system = system.attach(port)
+        self._system = system.attach(self.port, catalog.actor_key, catalog.samples_socket)
         self._root = self._system.createActor(ROOT_CLASS, globalName=GLOBAL_NAME)
         self._lock = threading.Lock()
 
@@ -35,7 +37,7 @@ class DeployEx:
     def attach(cls, config: Config | str | None = None, timeout: float = 10.0) -> DeployEx:
         if not isinstance(config, Config):
             config = load_config(config)
-        return cls(config.actor_system_port, timeout)
+        return cls(config, timeout)
 
     def _call(self, message: Any) -> Any:
         with self._lock:

@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deployex_actors.actors import messages, system
+from deployex_actors.actors import messages, system, wire
 from deployex_actors.actors.root import GLOBAL_NAME
 from deployex_actors.beam.tls import TlsOptions
 from deployex_actors.catalog import Catalog, tls_dist_optfile
 from deployex_actors.config import Config, load_config
 from deployex_actors.errors import DeployexError
+from deployex_actors.private_paths import private_folder
 from deployex_actors.secrets import load_secrets
 
 log = logging.getLogger("deployex")
@@ -38,8 +39,8 @@ RESTART_WAIT_S = 20.0
 def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
     config = load_config(config_path)
     catalog = Catalog.from_config(config)
-    for folder in (catalog.var_path, catalog.log_path, catalog.monitored_app_log_path):
-        folder.mkdir(parents=True, exist_ok=True)
+    for folder in catalog.private_folders:
+        private_folder(folder)
     if os.environ.pop(RESTART_ENV, None):
         _wait_for_predecessor(catalog.var_path / "deployex.lock", config.actor_system_port)
     lock = _exclusive(catalog.var_path / "deployex.lock", config)
@@ -54,6 +55,8 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
         config.actor_system_port,
         catalog.deployex_stdout_log,
         catalog.thespian_log,
+        wire.make_key(catalog.actor_key),
+        catalog.samples_socket,
         config.multi_host,
     )
     stop = threading.Event()

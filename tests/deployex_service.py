@@ -100,6 +100,7 @@ class Service:
     procs: list[subprocess.Popen] = field(default_factory=list)
     seen_replicas: set[int] = field(default_factory=set)
     sessions: set[int] = field(default_factory=set)
+    env: dict[str, str] | None = None  # `deployex run`'s environment; None: the test's own
 
     @property
     def config(self):
@@ -120,6 +121,7 @@ class Service:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env=self.env,
         )
         self.procs.append(proc)
         wait_until(self._answers, 60, "deployex run did not come up")
@@ -130,7 +132,7 @@ class Service:
         if self.proc.poll() is not None:
             raise AssertionError(f"deployex run exited {self.proc.returncode}:\n{self.output()}")
         try:
-            return DeployEx(self.config.actor_system_port, timeout=3).ping()
+            return DeployEx(self.config, timeout=3).ping()
         except Exception:
             return False
 
@@ -138,7 +140,7 @@ class Service:
         return (self.tmp / "run.out").read_text(errors="replace")
 
     def client(self) -> DeployEx:
-        return DeployEx(self.config.actor_system_port, timeout=10)
+        return DeployEx(self.config, timeout=10)
 
     def status(self) -> DeployexSnapshot:
         snapshot = self.client().status()
@@ -235,8 +237,10 @@ class Service:
 
 
 @contextlib.contextmanager
-def running_service(config_path: Path, tmp: Path, *extra: str) -> Iterator[Service]:
-    service = Service(config_path, tmp)
+def running_service(
+    config_path: Path, tmp: Path, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[Service]:
+    service = Service(config_path, tmp, env=env)
     try:
         service.start(*extra)
         yield service

@@ -248,9 +248,11 @@ def test_a_passing_pre_command_runs_before_the_replica_starts(
         assert marker.read_text() == "ok"
 
 
-def test_no_actor_system_socket_listens_beyond_loopback(
+def test_no_socket_listens_beyond_loopback_or_in_the_abstract_namespace(
     release_dist: ReleaseDist, tmp_path: Path
 ) -> None:
+    """Abstract UNIX sockets have no permissions: any local user could send to one, or take
+    its name first; ours are files in the private var_path."""
     config = write_config(tmp_path, [app_entry("mygleamapp", replicas=1)])
     publish(config, release_dist, "mygleamapp", "0.1.0")
     with running_service(config, tmp_path) as service:
@@ -262,6 +264,9 @@ def test_no_actor_system_socket_listens_beyond_loopback(
         ]  # fmt: skip
         assert listening, "the actor system should listen somewhere"
         assert {c.laddr.ip for c in listening} == {"127.0.0.1"}, listening
+        unix = [c.laddr for c in psutil.net_connections("unix") if c.pid in pids_of_system]
+        assert str(service.catalog.samples_socket) in unix
+        assert not [name for name in unix if name.startswith(("\0", "@"))], unix
 
 
 def test_a_second_run_refuses_to_start(release_dist: ReleaseDist, tmp_path: Path) -> None:

@@ -148,6 +148,7 @@ class Monitor(DeployexActor):
             ports=self.app_config.ports_of_slot(spec.slot),
             env={e.key: e.value for e in self.app_config.env},
             tls_optfile=Path(spec.tls_optfile) if spec.tls_optfile else None,
+            passthrough=self.app_config.env_passthrough,
         )
 
     # -- starting --------------------------------------------------------------------------------
@@ -464,7 +465,7 @@ class Monitor(DeployexActor):
             except psutil.Error:
                 self._ps = None
         if self._samples is None:
-            self._samples = samples.Sender(self.spec.config.actor_system_port)
+            self._samples = samples.Sender(self.catalog.samples_socket)
         ready_after_s = self.app_config.ready_after_ms / 1000
         self._samples.send(samples.Reading(self.spec.app, self.sname, time.time(), values,
                                            ready_after_s))  # fmt: skip

@@ -2,7 +2,9 @@
 
 - Thespian binds every socket to 0.0.0.0 and unpickles what arrives; unless the configuration
   enables multi-host mode, `bind_loopback_only()` makes every address bind to 127.0.0.1 (the
-  patch is inherited by every forked actor).
+  patch is inherited by every forked actor). Loopback still lets the host's other users in, so
+  every frame is signed and checked before it is unpickled (`actors.wire`), in the system and in
+  every front end that attaches.
 - `ActorSystem(...)` *starts* a system when none listens; `attach()` probes the admin port first,
   so a front end never starts a second system by accident.
 """
@@ -18,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from deployex_actors.actors import wire
 from deployex_actors.actors.messages import Reply
 from deployex_actors.errors import DeployexError
 
@@ -67,9 +70,17 @@ def log_definitions(log_file: Path) -> dict[str, Any]:
     }
 
 
-def start(port: int, log_file: Path, thespian_log: Path, multi_host: bool = False) -> Any:
+def start(
+    port: int,
+    log_file: Path,
+    thespian_log: Path,
+    key: bytes,
+    report_to: Path | None = None,
+    multi_host: bool = False,
+) -> Any:
     from thespian.actors import ActorSystem
 
+    wire.authenticate_frames(key, report_to)
     if not multi_host:
         bind_loopback_only()
         os.environ["THESPIAN_BASE_IPADDR"] = LOOPBACK
@@ -80,7 +91,7 @@ def start(port: int, log_file: Path, thespian_log: Path, multi_host: bool = Fals
     )
 
 
-def attach(port: int) -> Any:
+def attach(port: int, key_file: Path, report_to: Path | None = None) -> Any:
     """An ActorSystem handle on the running system; NotRunning if nothing listens.
 
     Never starts a system: thespian would start an admin here when the port stops answering
@@ -92,6 +103,7 @@ def attach(port: int) -> Any:
 
     if not is_listening(port):
         raise NotRunning(f"DeployEx is not running (nothing listens on {LOOPBACK}:{port})")
+    wire.authenticate_frames(wire.read_key(key_file), report_to)
     bind_loopback_only()
     os.environ.setdefault("THESPIAN_BASE_IPADDR", LOOPBACK)
 

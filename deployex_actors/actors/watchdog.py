@@ -2,6 +2,10 @@
 Monitors (taken over each Monitor's own distribution link, sent on the sample channel of
 `replica.samples`), keeps the metric series, and applies the thresholds: journal on level
 changes, forced restarts at critical (see core.thresholds), asked of the replica's Deployer.
+
+It also adds up the unauthenticated frames that any process of the actor system dropped (see
+`actors.wire`): a `rejected_frames` value in DeployEx's own series, and a warning in the log and
+the journal at most once per `REJECTIONS_REPORT_S`, with what was dropped meanwhile.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from deployex_actors.actors.messages import (
     StorageMoved,
     Timer,
 )
+from deployex_actors.catalog import Catalog
 from deployex_actors.config import Config, Monitoring
 from deployex_actors.core import thresholds
 from deployex_actors.core.metrics import DEPLOYEX, HOST, Sample, Series, next_tick
@@ -31,6 +36,7 @@ from deployex_actors.replica import samples
 
 log = logging.getLogger(__name__)
 RESCAN_EVERY = 10  # samples between two listings of DeployEx's processes
+REJECTIONS_REPORT_S = 60.0  # at most one warning about rejected frames per minute
 # reading key -> (current, limit) keys of a replica sample, for the app monitoring types
 RESOURCES = {
     "atom": ("atom_count", "atom_limit"),
@@ -50,11 +56,14 @@ class Watchdog(DeployexActor):
         self.restarted_at: dict[str, float] = {}  # sname -> last forced restart by us
         self._processes: dict[int, psutil.Process] = {}
         self._sweeps = 0
+        self.readings: samples.Receiver | None = None
+        self.rejected: dict[int, int] = {}  # pid -> frames it dropped, as it last told us
+        self.rejected_reported = 0
+        self.rejected_warned_at = 0.0
 
     def receiveMsg_StartWatchdog(self, message: StartWatchdog, sender: Any) -> None:
         self.config, self.storage, self.root = message.config, message.storage, sender
         self._known_apps = {app.name for app in message.config.applications}
-        self.readings: samples.Receiver | None = None
         self._listen()
         self.period = message.config.watchdog_interval_ms / 1000
         self.series = Series(message.config.metrics_retention_time_ms / 1000, self.period)
@@ -69,6 +78,8 @@ class Watchdog(DeployexActor):
     def on_timer(self, timer: Timer) -> None:
         if timer.kind == "listen":
             self._listen()
+        if timer.kind == "rejections":
+            self._report_rejections()
         if timer.kind != "sample":
             return
         now = time.time()
@@ -112,7 +123,8 @@ class Watchdog(DeployexActor):
             except psutil.Error:
                 del self._processes[pid]
         # the admin and the logger are processes of the system but not actors
-        values = {"rss": rss, "cpu_percent": cpu, "actors": max(count - 2, 0)}
+        values = {"rss": rss, "cpu_percent": cpu, "actors": max(count - 2, 0),
+                  "rejected_frames": sum(self.rejected.values())}  # fmt: skip
         self.series.add(DEPLOYEX, Sample(now, values))
 
     def _rescan_processes(self) -> None:
@@ -130,7 +142,7 @@ class Watchdog(DeployexActor):
 
     def _listen(self) -> None:
         try:
-            self.readings = samples.Receiver(self.config.actor_system_port)
+            self.readings = samples.Receiver(Catalog.from_config(self.config).samples_socket)
         except OSError as exc:  # a predecessor still holds the channel: it is about to go
             log.warning("sample channel busy (%s); trying again in 1 s", exc)
             self.after(1.0, "listen")
@@ -138,8 +150,39 @@ class Watchdog(DeployexActor):
         self.watch(self.readings.fileno(), self._drain)
 
     def _drain(self) -> None:
-        for reading in self.readings.drain():
-            self._replica_reading(reading)
+        for received in self.readings.drain():
+            if isinstance(received, samples.RejectedFrames):
+                self._rejected_frames(received)
+            else:
+                self._replica_reading(received)
+
+    # -- unauthenticated frames ------------------------------------------------------------------
+
+    def _rejected_frames(self, notice: samples.RejectedFrames) -> None:
+        known = self.rejected.get(notice.pid, 0)
+        if notice.total <= known:  # notices may arrive out of order; totals only grow
+            return
+        self.rejected[notice.pid] = notice.total
+        wait = self.rejected_warned_at + REJECTIONS_REPORT_S - time.time()
+        if wait <= 0:
+            self._report_rejections()
+        else:
+            self.after(wait, "rejections")  # what came meanwhile, once the minute is over
+
+    def _report_rejections(self) -> None:
+        total = sum(self.rejected.values())
+        new = total - self.rejected_reported
+        if new <= 0:
+            return
+        self.rejected_reported, self.rejected_warned_at = total, time.time()
+        self._journal(
+            "frames_rejected",
+            f"dropped {new} unauthenticated frame(s) sent to the actor system's sockets "
+            f"({total} since DeployEx started): another local user or program is trying to "
+            "talk to DeployEx",
+            None,
+            None,
+        )
 
     def _replica_reading(self, message: samples.Reading) -> None:
         if message.app not in self._known_apps:
@@ -217,7 +260,7 @@ class Watchdog(DeployexActor):
     # -- queries ---------------------------------------------------------------------------------
 
     def receiveMsg_ActorExitRequest(self, message: Any, sender: Any) -> None:
-        if getattr(self, "readings", None) is not None:
+        if self.readings is not None:
             self.readings.close()  # leaving: the watch goes with the process
 
     def receiveMsg_MetricsQuery(self, message: MetricsQuery, sender: Any) -> None:

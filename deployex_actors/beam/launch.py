@@ -8,9 +8,10 @@
     gleam   erl -pa current/erlang-shipment/*/ebin -eval '{app}@@main:run({app})'
                 -noshell -sname {sname} -setcookie {cookie} [TLS flags]
 
-Every replica gets a cleaned environment: DeployEx's own RELEASE_*, BINDIR, ROOTDIR, EMU,
-PROGNAME and ELIXIR_ERL_OPTIONS are removed (they would leak into the release scripts), then the
-YAML `env` and the port variables are exported.
+Every replica, pre-command and remote shell gets a defined environment, never DeployEx's own
+(which holds its secrets and cloud credentials): from DeployEx's environment only the base
+allow-list below and the names the app lists in `env_passthrough`; then the YAML `env`, the port
+variables and the language's own variables above.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from pathlib import Path
 from deployex_actors.catalog import node_name
 from deployex_actors.errors import DeployexError
 
-LEAKY_PREFIXES = ("RELEASE_", "RELX_")
-LEAKY_NAMES = ("BINDIR", "ROOTDIR", "EMU", "PROGNAME", "ELIXIR_ERL_OPTIONS", "ERL_FLAGS")
+# What any program expects to find (erlexec refuses to start without HOME); nothing of DeployEx.
+BASE_NAMES = frozenset(
+    ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR")
+)
+BASE_PREFIXES = ("LC_",)
 GLEAM_SHIPMENT = "erlang-shipment"
 
 
@@ -43,6 +47,7 @@ class Replica:
     ports: Mapping[str, int] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     tls_optfile: Path | None = None  # -ssl_dist_optfile, when distribution uses mutual TLS
+    passthrough: tuple[str, ...] = ()  # names of DeployEx's own variables handed on, on purpose
 
     @property
     def node(self) -> str:
@@ -62,17 +67,19 @@ class Command:
     cwd: Path
 
 
-def clean_environment(base: Mapping[str, str]) -> dict[str, str]:
-    """DeployEx's environment without what would confuse a release script."""
+def allowed_environment(
+    base: Mapping[str, str], passthrough: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """What a replica may see of DeployEx's environment `base`: the allow-list and `passthrough`."""
     return {
         key: value
         for key, value in base.items()
-        if not key.startswith(LEAKY_PREFIXES) and key not in LEAKY_NAMES
+        if key in BASE_NAMES or key.startswith(BASE_PREFIXES) or key in passthrough
     }
 
 
 def _replica_environment(replica: Replica, base: Mapping[str, str]) -> dict[str, str]:
-    env = clean_environment(base)
+    env = allowed_environment(base, replica.passthrough)
     env.update(replica.env)
     env.update({key: str(port) for key, port in replica.ports.items()})
     return env

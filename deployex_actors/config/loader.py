@@ -359,6 +359,7 @@ class _Reader:
                 item, path, "restart_backoff_max_ms", int, 300_000, minimum=0
             ),
             readiness=self.readiness(item.get("readiness"), f"{path}.readiness"),
+            env_passthrough=self.items(item, path, "env_passthrough", self.env_name),
         )
         if app.readiness and app.readiness.type in ("tcp", "http") and not app.replica_ports:
             self.problem(f"{path}.readiness.type", f"{app.readiness.type!r} needs replica_ports")
@@ -405,6 +406,12 @@ class _Reader:
         if key is not None and not _ENV_KEY_RE.match(key):
             self.problem(f"{path}.key", f"{_show(key)} is not a valid environment variable name")
         return model.ReplicaPort(key, base) if key and base else None
+
+    def env_name(self, raw: Any, path: str) -> str | None:
+        if not isinstance(raw, str) or not _ENV_KEY_RE.match(raw):
+            self.problem(path, f"{_show(raw)} is not a valid environment variable name")
+            return None
+        return raw
 
     def env_var(self, raw: Any, path: str) -> model.EnvVar | None:
         item = self.mapping(raw, path)

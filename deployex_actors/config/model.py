@@ -131,6 +131,7 @@ class Application:
     restart_backoff_base_ms: int = 2_000
     restart_backoff_max_ms: int = 300_000
     readiness: Readiness | None = None
+    env_passthrough: tuple[str, ...] = ()  # DeployEx's own variables handed on, on purpose
 
     def ports_of_slot(self, slot: int) -> dict[str, int]:
         """Port variables of port slot `slot` (0..replicas, the last one being the spare)."""

@@ -31,6 +31,7 @@ SELF_GAUGES = {
     "rss": "Resident memory of all DeployEx processes, bytes",
     "cpu_percent": "CPU of all DeployEx processes, percent of one core",
     "actors": "Number of DeployEx actors",
+    "rejected_frames": "Unauthenticated frames dropped by the actor system since DeployEx started",
 }
 
 
