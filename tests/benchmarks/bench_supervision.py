@@ -172,6 +172,7 @@ class DeployexRun(Supervision):
             ready_after_ms=3_600_000,  # never ready: every crash extends the streak
             restart_backoff_base_ms=0,
             restart_backoff_max_ms=0,
+            env_passthrough=["BENCH_MODE", "BENCH_LOG"],  # replicas get no more than that
         )
         del entry["deploy_schedule_interval_ms"]  # the product's default, not the tests' 500 ms
         config = write_config(self.dir, [entry])
