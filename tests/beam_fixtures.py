@@ -383,7 +383,11 @@ class NodeLauncher:
 
 @pytest.fixture(scope="session")
 def release_dist() -> ReleaseDist:
-    """The nine fixture tarballs, built once per set of inputs and shared by every test."""
+    """The nine fixture tarballs, built once per set of inputs and shared by every test.
+
+    The system's epmd is started first, so that the one outliving the tests is never a copy from
+    a release that a test (or a DeployEx under test) ran from its temp folder."""
+    ensure_epmd()
     return build_releases()
 
 
