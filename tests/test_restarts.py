@@ -68,14 +68,13 @@ def cli(config: Path, *args: str) -> str:
     return result.stdout
 
 
-def restart_deployex(service: Service) -> None:
-    """kill -9 of all of DeployEx, then a new `deployex run`: all it knows is on disk."""
+def kill_deployex(service: Service) -> None:
+    """kill -9 of all of DeployEx; the next `deployex run` knows only what is on disk."""
     for proc in service.system_processes():
         proc.kill()
     service.proc.kill()
     service.proc.wait(10)
     wait_until(lambda: not service.system_processes(), 15, "DeployEx processes gone")
-    service.start()
 
 
 def assert_whole(service: Service, app: str, before: AppSnapshot) -> None:
@@ -87,6 +86,7 @@ def assert_whole(service: Service, app: str, before: AppSnapshot) -> None:
     assert dx.ghosts(app) == [] and after.ghosts == ()
     assert dx.events(app=app, kind="rollback") == []
     assert dx.events(app=app, kind="retire") == []
+    assert len(dx.events(app=app, kind="deploy")) == REPLICAS  # the first deployment only
 
 
 def deployed_long_ago(service: Service, app: str) -> AppSnapshot:
@@ -171,7 +171,8 @@ def test_a_crash_after_deployex_restarted_is_a_restart_not_a_rollback(
     config = configured(tmp_path, release_dist, app)
     with running_service(config, tmp_path) as service:
         before = deployed_long_ago(service, app)
-        restart_deployex(service)
+        kill_deployex(service)
+        service.start()
         adopted = service.wait_app(app, serving("0.1.0"), "replicas adopted")
         assert {r.sname: r.pid for r in adopted.replicas} == {
             r.sname: r.pid for r in before.replicas
@@ -185,4 +186,21 @@ def test_a_crash_after_deployex_restarted_is_a_restart_not_a_rollback(
             kill_replica(replica.pid)
         service.wait_app(app, back_with_new_pids(now, {r.sname for r in now.replicas}),
                          "all crash-restarted after the DeployEx restart")  # fmt: skip
+        assert_whole(service, app, before)
+
+
+def test_replicas_that_died_while_deployex_was_down_come_back_under_their_snames(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    """A host reboot, as DeployEx sees it: it and every replica gone, then DeployEx starts."""
+    app = "myerlangapp"
+    config = configured(tmp_path, release_dist, app)
+    with running_service(config, tmp_path) as service:
+        before = deployed_long_ago(service, app)
+        kill_deployex(service)
+        for replica in before.replicas:
+            kill_replica(replica.pid)
+        service.start()
+        service.wait_app(app, back_with_new_pids(before, {r.sname for r in before.replicas}),
+                         "started again under their snames")  # fmt: skip
         assert_whole(service, app, before)

@@ -1,7 +1,8 @@
 """Deployer: one per app. Converges the app's replicas on the desired version.
 
-At start it adopts the replicas recorded in pidfiles that are still alive and removes the
-folders of dead ones. Every `deploy_schedule_interval_ms` (and whenever a replica changes) it
+At start it adopts the replicas recorded in pidfiles that are still alive, starts again under
+their snames those that had been ready but died while DeployEx was away, and removes the folders
+of the others. Every `deploy_schedule_interval_ms` (and whenever a replica changes) it
 asks `core.rollout.plan` what to do next and does it: start a replica of the target version on a
 free slot with a fresh sname (Storage downloads and unpacks it), retire a replaced replica once
 its successor is ready, or roll back a new replica that was not ready in time and ghost its
@@ -81,15 +82,18 @@ class Deployer(Supervisor):
         self.catalog = Catalog.from_config(message.config)
         for sname in self.catalog.snames_on_disk(self.app):
             record = pidfile.read(self.catalog.pidfile(self.app, sname))
-            if record is not None and pidfile.is_alive(record):
-                # The deployment's own start and first ready, as recorded: a restarted DeployEx
-                # neither re-arms the rollback timer of a replica that was ready nor forgets it.
-                deployed = (record.deployment_started_at, record.ready_once)
-                self._run_monitor(self._spec(sname, record.version, record.slot, deployed, True))
-                if record.stopping:  # our predecessor was stopping it: finish that, count it out
-                    self._retire(sname, "a stop begun before DeployEx restarted")
-            else:
+            alive = record is not None and pidfile.is_alive(record)
+            if record is None or not (alive or (record.ready_once and not record.stopping)):
                 self._forget(sname)
+                continue
+            # The deployment's own start and first ready, as recorded: a restarted DeployEx
+            # neither re-arms the rollback timer of a replica that was ready nor forgets it.
+            # One that was ready once but died while DeployEx was away (a host reboot) is
+            # started again under its sname: a restart, not a new deployment.
+            deployed = (record.deployment_started_at, record.ready_once)
+            self._run_monitor(self._spec(sname, record.version, record.slot, deployed, alive))
+            if record.stopping:  # our predecessor was stopping it: finish that, count it out
+                self._retire(sname, "a stop begun before DeployEx restarted")
         self._report()
         self.after(0, "tick")
 
