@@ -164,6 +164,19 @@ def test_local_adapter_defaults_paths_under_tmp_and_cloud_ones_under_var() -> No
             MINIMAL + "applications:\n  - name: a\n    env:\n      - key: 1BAD\n",
             "applications[0].env[0].key: '1BAD' is not a valid environment variable name",
         ),
+        (
+            MINIMAL + "applications:\n  - name: " + "a" * 250 + "\n",
+            "applications[0].name: 250 characters is too long for an app name: at most 183",
+        ),
+        (
+            MINIMAL + "account_name: " + "b" * 256 + "\n",
+            "account_name: 256 bytes is too long: at most 255",
+        ),
+        (MINIMAL + "account_name: ../x\n", "account_name: '../x' is not a folder name"),
+        (
+            MINIMAL + "applications:\n  - name: a\n    env_passthrough: [OK, 2BAD]\n",
+            "applications[0].env_passthrough[1]: '2BAD' is not a valid environment variable",
+        ),
     ],
 )
 def test_error_names_key_path_value_and_what_is_allowed(yaml_text: str, expected: str) -> None:
@@ -230,3 +243,8 @@ def test_unknown_application_lookup_lists_the_configured_ones() -> None:
     config = parse_config(MINIMAL + "applications:\n  - name: a\n")
     with pytest.raises(ConfigError, match=r"no application 'b' .*configured: a"):
         config.application("b")
+
+
+def test_the_longest_app_name_that_fits_node_and_file_names_is_accepted() -> None:
+    config = parse_config(MINIMAL + "applications:\n  - name: " + "a" * 183 + "\n")
+    assert config.applications[0].name == "a" * 183

@@ -185,7 +185,7 @@ class _Reader:
         secrets_adapter = self.take(top, "", "secrets_adapter", str, choices=model.SECRETS_ADAPTERS)
         paths = model.LOCAL_PATHS if release_adapter == "local" else model.PRODUCTION_PATHS
         values: dict[str, Any] = {
-            "account_name": self.take(top, "", "account_name", str, "local"),
+            "account_name": self.account_name(top),
             "hostname": self.take(top, "", "hostname", str, "localhost"),
             "port": self.take(top, "", "port", int, 5001, minimum=1, maximum=65535),
             "release_bucket": self.take(top, "", "release_bucket", str, None),
@@ -337,6 +337,12 @@ class _Reader:
                 f"{path}.name",
                 f"{_show(name)} is not a valid app name (letters, digits and _; no '-')",
             )
+        elif name is not None and len(name) > model.MAX_APP_NAME:
+            self.problem(
+                f"{path}.name",
+                f"{len(name)} characters is too long for an app name: at most "
+                f"{model.MAX_APP_NAME} (it goes into Erlang node names and file names)",
+            )
         app = model.Application(
             name=name or "",
             language=self.take(item, path, "language", str, "elixir", choices=model.LANGUAGES),
@@ -377,6 +383,19 @@ class _Reader:
                 f"{app.restart_backoff_max_ms}",
             )
         return app if name else None
+
+    def account_name(self, top: dict[str, Any]) -> str:
+        """A folder of the release bucket: one path component that a file system takes."""
+        name = self.take(top, "", "account_name", str, "local")
+        if name in ("", ".", "..") or "/" in name or "\0" in name:
+            self.problem("account_name", f"{_show(name)} is not a folder name (no '/', not empty)")
+        elif len(name.encode()) > model.MAX_FILE_NAME:
+            self.problem(
+                "account_name",
+                f"{len(name.encode())} bytes is too long: at most {model.MAX_FILE_NAME} (it "
+                "is a folder of the release bucket)",
+            )
+        return name
 
     def readiness(self, raw: Any, path: str) -> model.Readiness | None:
         if raw is None:

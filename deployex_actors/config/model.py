@@ -98,6 +98,11 @@ class Certificate:
 
 
 READINESS_TYPES = ("tcp", "http", "otp")
+# An app name ends up in Erlang node names `{app}-xxxxxx@{host}`, atoms of at most 255 characters,
+# with a short host name of up to 64; and in file names (at most 255 bytes) such as
+# `{app}-xxxxxx-stdout.log`. 255 - len("-xxxxxx@") - 64:
+MAX_APP_NAME = 183
+MAX_FILE_NAME = 255  # bytes in one file name (NAME_MAX); the account name is a bucket folder
 
 
 @dataclass(frozen=True)
