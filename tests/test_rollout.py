@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -235,6 +236,30 @@ def test_each_error_is_visible_harmless_and_leaves_no_stray_folders(
             f"stray folders: {sorted(p.name for p in service_dir.iterdir())}",
         )
         assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+def test_a_deployment_failing_the_same_way_is_journaled_once_until_its_outcome_changes(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, [app_entry(APP, replicas=1)])
+    publish(config, release_dist, APP, "0.1.0")
+    with running_service(config, tmp_path) as service:
+        service.wait_app(APP, serving("0.1.0", 1), "one 0.1.0 replica")
+        _write_raw(config, current_json_key(APP, "test"), b'{"version": "0.4.0"}')  # no tarball
+        wait_until(lambda: events(service, "deploy_error"), 20, "the first failure")
+        started = time.monotonic()
+        # retries after 1, 2 and 4 s: at least three more attempts in 8 s
+        wait_until(lambda: time.monotonic() - started > 8, 10, "three retries")
+        attempts = [e for e in events(service, "deploy") if "0.4.0" in e.message]
+        assert len(attempts) == 1, attempts
+        assert len(events(service, "deploy_error")) == 1
+        # the tarball appears: the next attempt goes through, journaled with what came before
+        _write_raw(
+            config, tarball_key(APP, "0.4.0"), release_dist.tarball(APP, "0.2.0").read_bytes()
+        )
+        service.wait_app(APP, serving("0.4.0", 1), "0.4.0 deployed", deadline_s=90)
+        attempts = [e.message for e in events(service, "deploy") if "0.4.0" in e.message]
+        assert len(attempts) == 2 and "failed attempt(s)" in attempts[1], attempts
 
 
 def test_a_deployer_killed_mid_rollout_resumes_and_never_ghosts_a_healthy_version(

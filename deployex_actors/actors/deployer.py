@@ -68,6 +68,10 @@ class Deployer(Supervisor):
         self.note = ""
         self.prepare_failures = 0
         self.prepare_blocked_until = 0.0
+        # While a version keeps failing to prepare the same way, its retries are not journaled
+        # as new deployments: (version, error) of the last failure, and the held entries.
+        self.failing: tuple[str, str] | None = None
+        self.quiet: dict[str, str] = {}  # sname -> its `deploy` entry, journaled if it matters
         self.stop_request: StopReplicas | None = None
 
     @property
@@ -244,8 +248,11 @@ class Deployer(Supervisor):
         sname = new_sname(self.app)
         self.preparing[sname] = (action.version, action.slot)
         replaces = f", replacing {action.replaces}" if action.replaces else ""
-        self._journal("deploy", f"deploying {action.version} as {sname} (slot {action.slot}"
-                      f"{replaces})", sname)  # fmt: skip
+        text = f"deploying {action.version} as {sname} (slot {action.slot}{replaces})"
+        if self.failing is not None and self.failing[0] == action.version:
+            self.quiet[sname] = text  # a retry: journaled only if it ends another way
+        else:
+            self._journal("deploy", text, sname)
         self.send(self.start.storage, PrepareRelease(self.app, sname, action.version))
 
     def _retire(self, sname: str, reason: str) -> None:
@@ -271,7 +278,11 @@ class Deployer(Supervisor):
         if entry is None:
             return
         version, slot = entry
+        held = self.quiet.pop(message.sname, None)
         if message.error:
+            if held is not None and self.failing != (version, message.error):
+                self._journal("deploy", held, message.sname)  # a new outcome: it counts
+            self.failing = (version, message.error)
             self._forget(message.sname)
             self.prepare_failures += 1
             delay = min(PREPARE_RETRY_S[0] * 2 ** (self.prepare_failures - 1), PREPARE_RETRY_S[1])
@@ -279,6 +290,10 @@ class Deployer(Supervisor):
             self._set_error(f"cannot deploy {version}: {message.error}")
             self.after(delay, "advance")
             return
+        if held is not None:
+            self._journal("deploy", f"{held}, after {self.prepare_failures} failed attempt(s)",
+                          message.sname)  # fmt: skip
+        self.failing = None
         self.prepare_failures = 0
         self._set_error(None)
         desired = self.desired
