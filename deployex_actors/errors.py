@@ -54,6 +54,10 @@ class StateError(DeployexError):
     """The durable state (SQLite) could not be opened or migrated."""
 
 
+class StateDiskFull(StateError):
+    """The state database cannot grow: its disk is full."""
+
+
 class BeamError(DeployexError):
     """Talking to a BEAM node over Erlang distribution failed."""
 

@@ -205,6 +205,15 @@ class Service:
                     pids.add(record.pid)
         return pids
 
+    def kill_deployex(self) -> None:
+        """kill -9 of all of DeployEx, not its replicas: the next run knows only the disk."""
+        for proc in self.system_processes():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        self.proc.kill()
+        self.proc.wait(10)
+        wait_until(lambda: not self.system_processes(), 15, "DeployEx processes gone")
+
     def kill_everything(self) -> None:
         # Freeze DeployEx first, so that no Monitor starts a replica while we end them all.
         system = self.system_processes()
@@ -254,6 +263,19 @@ def banner(port: int, timeout_s: float = 2.0) -> str:
         while chunk := conn.recv(1024):
             data += chunk
     return data.decode()
+
+
+def wait_banner(port: int, expected: str, deadline_s: float = 20) -> None:
+    """Until the replica on `port` answers `expected`: "ready" means it ran `ready_after_ms`,
+    which on a loaded machine can come before its listener is up."""
+
+    def answers() -> bool:
+        try:
+            return banner(port) == expected
+        except OSError:
+            return False
+
+    wait_until(answers, deadline_s, f"{expected.strip()!r} on port {port}")
 
 
 def process_alive(pid: int) -> bool:

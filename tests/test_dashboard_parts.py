@@ -540,3 +540,16 @@ def test_no_dashboard_module_is_imported_by_the_actor_system() -> None:
         or "import panel" in path.read_text()
     ]
     assert offenders == []
+
+
+def test_the_deployex_card_shows_a_state_database_problem_while_it_lasts() -> None:
+    from dataclasses import replace
+
+    from dashboards.pages.applications import deployex_card_html
+
+    healthy = deployex_card_html(snapshot(), None, None, 10.0)
+    assert "Problem" not in healthy
+    full = replace(snapshot(), state_error="state database: disk full")
+    assert 'data-field="state_error">state database: disk full<' in deployex_card_html(
+        full, None, None, 10.0
+    )

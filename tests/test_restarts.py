@@ -23,9 +23,9 @@ from tests.deployex_service import (
     DEPLOYEX,
     Service,
     app_entry,
-    banner,
     publish,
     running_service,
+    wait_banner,
     write_config,
 )
 
@@ -68,20 +68,11 @@ def cli(config: Path, *args: str) -> str:
     return result.stdout
 
 
-def kill_deployex(service: Service) -> None:
-    """kill -9 of all of DeployEx; the next `deployex run` knows only what is on disk."""
-    for proc in service.system_processes():
-        proc.kill()
-    service.proc.kill()
-    service.proc.wait(10)
-    wait_until(lambda: not service.system_processes(), 15, "DeployEx processes gone")
-
-
 def assert_whole(service: Service, app: str, before: AppSnapshot) -> None:
     after = service.app(app)
     assert {r.sname for r in after.replicas} == {r.sname for r in before.replicas}
     for replica in after.replicas:
-        assert banner(replica.ports["PORT"]) == f"{app} 0.1.0\n"
+        wait_banner(replica.ports["PORT"], f"{app} 0.1.0\n")
     dx = service.client()
     assert dx.ghosts(app) == [] and after.ghosts == ()
     assert dx.events(app=app, kind="rollback") == []
@@ -171,7 +162,7 @@ def test_a_crash_after_deployex_restarted_is_a_restart_not_a_rollback(
     config = configured(tmp_path, release_dist, app)
     with running_service(config, tmp_path) as service:
         before = deployed_long_ago(service, app)
-        kill_deployex(service)
+        service.kill_deployex()
         service.start()
         adopted = service.wait_app(app, serving("0.1.0"), "replicas adopted")
         assert {r.sname: r.pid for r in adopted.replicas} == {
@@ -197,7 +188,7 @@ def test_replicas_that_died_while_deployex_was_down_come_back_under_their_snames
     config = configured(tmp_path, release_dist, app)
     with running_service(config, tmp_path) as service:
         before = deployed_long_ago(service, app)
-        kill_deployex(service)
+        service.kill_deployex()
         for replica in before.replicas:
             kill_replica(replica.pid)
         service.start()

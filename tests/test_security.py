@@ -32,9 +32,9 @@ from tests.deployex_service import (
     DEPLOYEX,
     Service,
     app_entry,
-    banner,
     publish,
     running_service,
+    wait_banner,
     write_config,
 )
 
@@ -156,7 +156,7 @@ def test_a_pickle_from_another_user_runs_nothing_on_any_actor_system_port(
         assert dx.ping()
         after = service.app(app)
         assert [r.pid for r in after.replicas] == [r.pid for r in before.replicas]
-        assert banner(after.replicas[0].ports["PORT"]) == f"{app} 0.1.0\n"
+        wait_banner(after.replicas[0].ports["PORT"], f"{app} 0.1.0\n")
         # a second wave within the minute is counted, not journaled again at once
         as_nobody(ATTACK, str(marker), str(admin))
         wait_until(lambda: rejected() >= len(ports) + 1, 15, "the second wave counted")

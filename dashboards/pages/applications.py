@@ -46,6 +46,8 @@ def deployex_card_html(
         ("host_memory", "Host memory", _pct(host_values.get("memory_percent"))),
         ("memory", "DeployEx memory", display.size(own_values.get("rss"))),
     ]
+    if snapshot.state_error:
+        rows.append(("state_error", "Problem", snapshot.state_error))
     body = "".join(
         f'<dt>{label}</dt><dd data-field="{key}">{html.escape(str(value))}</dd>'
         for key, label, value in rows

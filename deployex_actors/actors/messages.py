@@ -34,6 +34,13 @@ class Journal:
     sname: str | None = None
 
 
+@dataclass(frozen=True)
+class StateProblem:
+    """Storage -> root: the state database cannot be written (`error`), or can again (None)."""
+
+    error: str | None
+
+
 # -- launcher and clients -> root ----------------------------------------------------------------
 
 

@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 10.0
 LINK_RETRY_S = (0.2, 5.0)  # first retry, cap
+PIDFILE_RETRY_S = 2.0  # a pidfile that could not be written (disk full) is tried again
 
 
 class Monitor(DeployexActor):
@@ -84,6 +85,8 @@ class Monitor(DeployexActor):
         self.link: NodeLink | None = None
         self.link_signal: tuple[int, int] | None = None
         self.link_delay = LINK_RETRY_S[0]
+        self.record: pidfile.ReplicaRecord | None = None  # what the pidfile must say
+        self.pidfile_error: str | None = None
         self._ps: psutil.Process | None = None
         self._replica: Replica | None = None
         self._samples: samples.Sender | None = None
@@ -225,10 +228,10 @@ class Monitor(DeployexActor):
         self.started_at = time.time()
         self.adopted = False
         self.last_error = None
-        ticks = pidfile.process_start_ticks(self.pid) or 0
-        self._record(ticks)
+        # Watched first: whatever fails after the spawn, its exit is seen and it is in status.
         self._watch_process()
         self.status = "starting"
+        self._record(pidfile.process_start_ticks(self.pid) or 0)
         self._journal("started", f"{self.spec.version} started, pid {self.pid}")
         self.after(self.app_config.ready_after_ms / 1000, "ready")
         self._schedule_link(LINK_RETRY_S[0])
@@ -236,6 +239,7 @@ class Monitor(DeployexActor):
 
     def _adopt(self, record: pidfile.ReplicaRecord) -> None:
         self.pid, self.proc, self.adopted = record.pid, None, True
+        self.record = record
         self.started_at = record.started_at
         self._watch_process()
         ran_ms = (time.time() - record.started_at) * 1000
@@ -260,7 +264,28 @@ class Monitor(DeployexActor):
             deployed_at=self.deployed_at,
             ready_once=self.ready_once,
         )
-        pidfile.write(self.pidfile, record)
+        self.record = record
+        self._persist()
+
+    def _persist(self) -> None:
+        """Write the pidfile; when that fails (disk full), say so on the replica and retry."""
+        if self.record is None:
+            return
+        try:
+            pidfile.write(self.pidfile, self.record)
+        except (DeployexError, OSError) as exc:
+            error = f"pidfile not written: {exc}"
+            if self.pidfile_error is None:
+                self._journal("pidfile_failed", f"{error}; retrying every {PIDFILE_RETRY_S:g} s")
+            self.pidfile_error = self.last_error = error
+            self.after(PIDFILE_RETRY_S, "pidfile")
+            return
+        if self.pidfile_error is not None:
+            log.info("%s: pidfile written again", self)
+            if self.last_error == self.pidfile_error:
+                self.last_error = None
+            self.pidfile_error = None
+            self._changed()
 
     def _watch_process(self) -> None:
         self.pidfd = process.open_pidfd(self.pid)
@@ -343,10 +368,10 @@ class Monitor(DeployexActor):
 
     def _terminate(self) -> None:
         self.status = "stopping"
-        if self.stopping:  # a stop for good survives our own end: the adopter finishes it
-            record = pidfile.read(self.pidfile)
-            if record is not None and record.pid == self.pid:
-                pidfile.write(self.pidfile, replace(record, stopping=True))
+        if self.stopping and self.record is not None and self.record.pid == self.pid:
+            # a stop for good survives our own end: the adopter finishes it
+            self.record = replace(self.record, stopping=True)
+            self._persist()
         process.signal_group(self.pid, signal.SIGTERM)
         self.after(STOP_GRACE_S, "kill")
         self._changed()
@@ -356,6 +381,7 @@ class Monitor(DeployexActor):
             self._journal("stopped", "stopped on request")
         self.status = "idle"
         self._drop_link()
+        self.record = None
         pidfile.remove(self.pidfile)
         self._changed()
         self.send(self.deployer, ReplicaStopped(self.sname))
@@ -369,6 +395,8 @@ class Monitor(DeployexActor):
             process.signal_group(self.pid, signal.SIGKILL)
         elif timer.kind == "link":
             self._try_link()
+        elif timer.kind == "pidfile":
+            self._persist()
         elif timer.kind == "sample":
             self._sample()
 
@@ -377,7 +405,7 @@ class Monitor(DeployexActor):
         problem = readiness.check(self.app_config, self.spec.slot, self.link)
         if problem is None:
             self.status = "running"
-            self.last_error = None
+            self.last_error = self.pidfile_error
             if not self.ready_once:
                 self._mark_ready_once()
             self._journal("ready", f"{self.spec.version} ready, pid {self.pid}")
@@ -388,14 +416,10 @@ class Monitor(DeployexActor):
 
     def _mark_ready_once(self) -> None:
         """The deployment succeeded: record it where a restarted DeployEx will read it."""
-        self.ready_once = True
-        record = pidfile.read(self.pidfile)
-        if record is None or record.pid != self.pid:
-            return
-        try:
-            pidfile.write(self.pidfile, replace(record, ready_once=True))
-        except OSError as exc:  # our Deployer knows it from the snapshot and hands it back
-            log.warning("%s: cannot record the first ready in %s: %s", self, self.pidfile, exc)
+        self.ready_once = True  # our Deployer also learns it from the snapshot
+        if self.record is not None and self.record.pid == self.pid:
+            self.record = replace(self.record, ready_once=True)
+            self._persist()
 
     # -- distribution link -----------------------------------------------------------------------
 

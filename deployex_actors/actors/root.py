@@ -31,6 +31,7 @@ from deployex_actors.actors.messages import (
     StartStorage,
     StartWatchdog,
     StartWeb,
+    StateProblem,
     StatusQuery,
     StopReplicas,
     StorageMoved,
@@ -61,6 +62,7 @@ class Root(Supervisor):
         self.started_at = time.time()
         self.stopping: dict[str, Any] = {}  # request id -> (launcher's request, apps left)
         self.restart_by: str | None = None
+        self.state_error: str | None = None
 
     def receiveMsg_Boot(self, message: Boot, sender: Any) -> None:
         if self.boot is None:
@@ -115,8 +117,12 @@ class Root(Supervisor):
             started_at=self.started_at,
             host=short_hostname(),
             apps=tuple(self.apps.values()),
+            state_error=self.state_error,
         )
         self.send(sender, Reply(message.request_id, snapshot))
+
+    def receiveMsg_StateProblem(self, message: StateProblem, sender: Any) -> None:
+        self.state_error = message.error
 
     def receiveMsg_Ping(self, message: Ping, sender: Any) -> None:
         # The launcher's health check reads a requested restart from the answer.

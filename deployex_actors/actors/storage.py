@@ -3,6 +3,11 @@
 Deployers ask it to read current.json and to prepare a release (download + safe unpack + promote
 to the sname's current/ folder); slow bucket work happens here, off the Deployers' path. Front
 ends query it for history and the journal. Every failure becomes an `error` string in the reply.
+
+When the database cannot be written (a full disk), journal entries, version records and ghosts
+wait in a bounded memory buffer, in order, with the time they happened, and are written as soon
+as it can be written again (tried every `FLUSH_RETRY_S`); one warning per condition, and the
+condition is in DeployEx's status meanwhile ("state database: disk full").
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,15 +35,20 @@ from deployex_actors.actors.messages import (
     Reply,
     SetMode,
     StartStorage,
+    StateProblem,
+    Timer,
     Unghost,
     VersionsQuery,
 )
 from deployex_actors.catalog import Catalog, tarball_key
 from deployex_actors.config import Config
-from deployex_actors.errors import DeployexError
+from deployex_actors.errors import DeployexError, StateDiskFull, StateError
 from deployex_actors.state import AppMode, StateStore
+from deployex_actors.state.timestamps import now
 
 log = logging.getLogger(__name__)
+HELD_WRITES = 10_000  # journal entries (and records) kept while the database cannot be written
+FLUSH_RETRY_S = 2.0
 
 
 class Storage(DeployexActor):
@@ -46,8 +58,13 @@ class Storage(DeployexActor):
         self.catalog: Catalog | None = None
         self.state: StateStore | None = None
         self._releases: Any = None
+        self.root: Any = None
+        self.held: deque[Callable[[], Any]] = deque()
+        self.dropped = 0  # held writes lost because the buffer was full
+        self.problem: str | None = None
 
     def receiveMsg_StartStorage(self, message: StartStorage, sender: Any) -> None:
+        self.root = sender
         self.config = message.config
         self.catalog = Catalog.from_config(message.config)
         self.state = StateStore(self.catalog.state_db)
@@ -117,34 +134,98 @@ class Storage(DeployexActor):
     # -- durable state ---------------------------------------------------------------------------
 
     def receiveMsg_RecordVersion(self, message: RecordVersion, sender: Any) -> None:
-        self.state.add_version(
-            message.app,
-            message.sname,
-            message.version,
-            hash=message.hash,
-            pre_commands=message.pre_commands,
-            kind=message.kind,
+        at = now()
+        self._write(
+            lambda: self.state.add_version(
+                message.app,
+                message.sname,
+                message.version,
+                hash=message.hash,
+                pre_commands=message.pre_commands,
+                kind=message.kind,
+                at=at,
+            )
         )
 
     def receiveMsg_Journal(self, message: Journal, sender: Any) -> None:
         log.info("[%s] %s %s: %s", message.kind, message.app or "deployex", message.sname or "",
                  message.message)  # fmt: skip
-        self.state.journal(
-            message.kind, message.message, actor=message.actor, app=message.app,
-            sname=message.sname,
-        )  # fmt: skip
+        at = now()
+        self._write(
+            lambda: self.state.journal(
+                message.kind,
+                message.message,
+                actor=message.actor,
+                app=message.app,
+                sname=message.sname,
+                at=at,
+            )
+        )
 
     def receiveMsg_Ghost(self, message: Ghost, sender: Any) -> None:
-        self.state.ghost(message.app, message.version, message.reason)
+        at = now()
+        self._write(lambda: self.state.ghost(message.app, message.version, message.reason, at))
         self._journal("ghosted", f"{message.version} ghosted: {message.reason}", "deployer",
                       message.app, message.sname)  # fmt: skip
+
+    # -- writes that must not be lost ------------------------------------------------------------
+
+    def _write(self, write: Callable[[], Any]) -> None:
+        """Write now, or hold it (behind what is held already, to keep the order)."""
+        if not self.held:
+            try:
+                write()
+                return
+            except StateError as exc:
+                self._cannot_write(exc)
+        if len(self.held) >= HELD_WRITES:
+            self.held.popleft()
+            self.dropped += 1
+        self.held.append(write)
+
+    def _cannot_write(self, exc: StateError) -> None:
+        problem = "state database: disk full" if isinstance(exc, StateDiskFull) else str(exc)
+        if problem != self.problem:
+            self.problem = problem
+            log.warning("%s; holding up to %d journal entries in memory until it can be "
+                        "written (%s)", problem, HELD_WRITES, exc)  # fmt: skip
+            self.send(self.root, StateProblem(problem))
+        self.after(FLUSH_RETRY_S, "flush")
+
+    def on_timer(self, timer: Timer) -> None:
+        if timer.kind == "flush":
+            self._flush()
+
+    def _flush(self) -> None:
+        written = 0
+        while self.held:
+            try:
+                self.held[0]()
+            except StateError as exc:
+                self._cannot_write(exc)
+                return
+            self.held.popleft()
+            written += 1
+        dropped, self.dropped = self.dropped, 0
+        log.warning("state database writable again: %d held entries written, %d lost", written,
+                    dropped)  # fmt: skip
+        self.problem = None
+        self.send(self.root, StateProblem(None))
+        if dropped:
+            self._journal("journal_lost", f"{dropped} journal entries were lost while the state "
+                          f"database could not be written (the buffer holds {HELD_WRITES})",
+                          "storage")  # fmt: skip
 
     def receiveMsg_GhostsQuery(self, message: GhostsQuery, sender: Any) -> None:
         ghosts = self.state.ghosts(message.app)
         self.send(message.reply_to or sender, Reply(message.request_id, ghosts))
 
     def receiveMsg_Unghost(self, message: Unghost, sender: Any) -> None:
-        removed = self.state.unghost(message.app, message.version)
+        try:
+            removed = self.state.unghost(message.app, message.version)
+        except StateError as exc:
+            self.send(message.reply_to or sender, Reply(message.request_id, error=str(exc)))
+            return
         what = message.version or "all ghosts"
         self._journal("unghosted", f"{what} removed from the ghost list ({removed})",
                       message.actor, message.app)  # fmt: skip

@@ -32,6 +32,8 @@ def render(snapshot: DeployexSnapshot) -> str:
         f"DeployEx {snapshot.version} on {snapshot.host} (pid {snapshot.pid}, "
         f"up {_duration(now - snapshot.started_at)})"
     ]
+    if snapshot.state_error:
+        lines.append(f"error: {snapshot.state_error}")
     for app in snapshot.apps:
         wanted = f"{len(app.replicas)}/{app.replicas_wanted} replicas"
         lines.append(f"{app.app} ({app.language}): {wanted}, desired {app.desired_version or '-'}")

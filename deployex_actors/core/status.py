@@ -54,6 +54,7 @@ class DeployexSnapshot:
     started_at: float
     host: str
     apps: tuple[AppSnapshot, ...] = ()
+    state_error: str | None = None  # e.g. "state database: disk full", while it lasts
 
     def app(self, name: str) -> AppSnapshot | None:
         return next((a for a in self.apps if a.app == name), None)

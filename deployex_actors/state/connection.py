@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from deployex_actors.errors import StateError
+from deployex_actors.errors import StateDiskFull, StateError
 
 # Long enough to ride out a checkpoint or a migration in another process; short enough that a
 # stuck lock shows up as an error in status instead of a silently hung actor.
@@ -37,7 +37,8 @@ def state_error(path: Path, exc: BaseException) -> StateError:
     # Extended codes such as SQLITE_IOERR_WRITE share the advice of their primary code.
     advice = next((text for code, text in _ADVICE.items() if name.startswith(code)), None)
     detail = f"{advice} ({exc})" if advice else f"failed: {exc}"
-    return StateError(f"state database {path} {detail}")
+    kind = StateDiskFull if name.startswith("SQLITE_FULL") else StateError
+    return kind(f"state database {path} {detail}")
 
 
 @contextlib.contextmanager
