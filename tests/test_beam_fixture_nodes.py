@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -74,12 +75,15 @@ def test_remote_shell_command_reaches_the_running_replica(
     node = beam_nodes.start(app, "0.1.0")
     wait_for_banner(node, f"{app} 0.1.0\n")
     command = remote_shell_command(node.spec.replica)
-    expression = "node()" if LANGUAGES[app] == "elixir" else "node()."
-    output = _interact(command.argv, command.env, command.cwd, expression, node.spec.sname)
-    assert node.spec.sname in output
+    # An answer only the attached node can give: a failed attach also prints the node's name.
+    expression = "{node(), 6 * 7}" + ("" if LANGUAGES[app] == "elixir" else ".")
+    # {'n@h',42} or {n@h,42} (Erlang), {:"n@h", 42} or {:n@h, 42} (Elixir)
+    answer = re.compile(r"\{:?['\"]?" + re.escape(node.spec.node) + r"['\"]?, ?42\}")
+    output = _interact(command.argv, command.env, command.cwd, expression, answer)
+    assert answer.search(output), output
 
 
-def _interact(argv: list[str], env: dict, cwd: Path, line: str, expect: str) -> str:
+def _interact(argv: list[str], env: dict, cwd: Path, line: str, expect: re.Pattern) -> str:
     """Run an interactive shell on a pty, type `line`, return what it printed (until `expect`
     appears in the answer), then end the shell's process group (never the replica)."""
     main, secondary = pty.openpty()
@@ -102,7 +106,7 @@ def _interact(argv: list[str], env: dict, cwd: Path, line: str, expect: str) -> 
             if not typed and (b">" in seen):
                 os.write(main, line.encode() + b"\r")
                 typed = True
-            elif typed and seen.count(expect.encode()) >= 2:  # the prompt names it, then the answer
+            elif typed and expect.search(seen.decode(errors="replace")):
                 break
         return seen.decode(errors="replace")
     finally:

@@ -144,9 +144,13 @@ def remote_shell_command(replica: Replica, base_env: Mapping[str, str] | None = 
         if replica.tls_flags:
             env["ELIXIR_ERL_OPTIONS"] = " ".join(replica.tls_flags)
         return Command([str(executable(replica)), "remote"], env, replica.release_dir)
-    erl = _release_erl(replica) if replica.language == "erlang" else _system_erl()
+    if replica.language == "erlang":
+        erl, boot_args = _release_erl(replica), _release_boot_args(replica)
+    else:
+        erl, boot_args = _system_erl(), []
     argv = [
         erl,
+        *boot_args,
         "-remsh",
         replica.node,
         "-sname",
@@ -176,6 +180,13 @@ def _release_erl(replica: Replica) -> str:
     return str(found[-1]) if found else _system_erl()
 
 
+def _release_boot_args(replica: Replica) -> list[str]:
+    """A release's own erl looks for bin/start.boot, which a release does not have: boot the
+    plain system it ships (relx's no_dot_erlang, which its own consoles use)."""
+    boot = replica.release_dir / "bin" / "no_dot_erlang"
+    return ["-boot", str(boot)] if boot.with_suffix(".boot").exists() else []
+
+
 def pre_command(replica: Replica, text: str, base_env: Mapping[str, str] | None = None) -> Command:
     """What a `pre_commands` entry of current.json runs, before the replica starts.
 
@@ -199,8 +210,7 @@ def pre_command(replica: Replica, text: str, base_env: Mapping[str, str] | None 
             root = replica.release_dir
             erl = _release_erl(replica)
             paths = sorted(map(str, root.glob("lib/*/ebin")))
-            boot = root / "bin" / "no_dot_erlang"
-            boot_args = ["-boot", str(boot)] if boot.with_suffix(".boot").exists() else []
+            boot_args = _release_boot_args(replica)
         else:
             erl, paths, boot_args = _system_erl(), list(map(str, _gleam_code_paths(replica))), []
         argv = [erl, *boot_args, "-noshell", "-pa", *paths, "-eval", f"{expression}, halt()."]
