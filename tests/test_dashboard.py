@@ -195,11 +195,22 @@ def test_restart_from_a_card_gives_the_replica_a_new_pid_and_counts_it(page, dem
 
 def test_a_restart_is_not_done_until_confirmed(page, demo) -> None:
     app = demo.service.wait_app(APP, serving("0.1.0"), "three 0.1.0 replicas")
-    replica = app.replicas[-1]
+    replica, witness = app.replicas[-1], app.replicas[-2]
     logged_in(page, demo)
     card(page, replica.sname).get_by_role("button", name="Restart").click()
     page.get_by_role("button", name="Cancel").click()
     expect(page.locator(".dx-confirm")).to_be_hidden()
+    # A confirmed restart of another replica takes the same way: once it is journaled, a
+    # restart wrongly sent for the cancelled one would have been journaled before it.
+    card(page, witness.sname).get_by_role("button", name="Restart").click()
+    page.get_by_role("button", name="Yes, restart").click()
+    dx = demo.service.client()
+
+    def forced(sname: str) -> list:
+        return [e for e in dx.events(app=APP, kind="forced_restart", limit=100) if e.sname == sname]
+
+    wait_until(lambda: forced(witness.sname), 20, "the confirmed restart journaled")
+    assert forced(replica.sname) == []
     current = next(r for r in demo.service.app(APP).replicas if r.sname == replica.sname)
     assert (current.pid, current.forced_restarts) == (replica.pid, replica.forced_restarts)
 

@@ -15,7 +15,7 @@ from tornado.web import Application
 from dashboards import display, loglines
 from dashboards.components.app_panel import mode_words, pinnable_versions
 from dashboards.components.replica_card import card_html, usage
-from dashboards.feed import Feed
+from dashboards.feed import STATUS_PERIOD_S, Feed
 from dashboards.gateway import Gateway, Unreachable
 from dashboards.probes import HealthHandler, MetricsHandler, bearer_ok, exposition_from
 from dashboards.settings import settings_from_env
@@ -390,6 +390,10 @@ def test_the_feed_polls_only_while_someone_watches() -> None:
         leave()
         leave()
         assert feed.viewers == 0
+        await asyncio.sleep(STATUS_PERIOD_S + 0.1)  # a poll under way may finish
+        polled = len(gateway.calls)
+        await asyncio.sleep(3 * STATUS_PERIOD_S)
+        assert len(gateway.calls) == polled, "the feed kept polling with nobody watching"
         await feed.stop()
 
     asyncio.run(run())
