@@ -21,6 +21,16 @@ APP = "mygleamapp"
 PERIOD_MS = 300
 
 
+WINDOW_SAMPLES = 8  # readings of the replica to watch after an event, for what comes late
+
+
+def samples_after(dx, sname: str, count: int) -> None:
+    """Wait until the Watchdog took `count` more readings of `sname` (a window of its work)."""
+    since = time.time()
+    wait_until(lambda: len(dx.metrics(sname, since)) >= count,
+               count * PERIOD_MS / 1000 + 10, f"{count} more readings of {sname}")  # fmt: skip
+
+
 def running(count: int):
     def check(app: AppSnapshot) -> bool:
         ready = [r for r in app.replicas if r.status == "running" and r.otp == "connected"]
@@ -29,7 +39,7 @@ def running(count: int):
     return check
 
 
-def test_real_replicas_stats_appear_in_the_series_within_two_periods(
+def test_real_replicas_stats_appear_in_the_series(
     release_dist: ReleaseDist, tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, [app_entry(APP, replicas=2)], watchdog_interval_ms=PERIOD_MS)
@@ -38,8 +48,9 @@ def test_real_replicas_stats_appear_in_the_series_within_two_periods(
         app = service.wait_app(APP, running(2), "2 replicas connected")
         dx = service.client()
         since = time.time()
-        wait_until(lambda: all(dx.metrics(r.sname, since) for r in app.replicas),
-                   2 * PERIOD_MS / 1000 + 1, "samples of both replicas")  # fmt: skip
+        # (how soon they come is bench_watchdog's figure; here only that they come)
+        wait_until(lambda: all(dx.metrics(r.sname, since) for r in app.replicas), 15,
+                   "samples of both replicas")  # fmt: skip
         for replica in app.replicas:
             values = dx.metrics(replica.sname, since)[-1].values
             assert 0 < values["process_count"] < values["process_limit"]
@@ -83,11 +94,14 @@ def test_a_process_threshold_warns_then_force_restarts_once(
             )  # fmt: skip
             assert after.replicas[0].sname == replica.sname
             wait_until(lambda: dx.events(app=APP, kind="watchdog_restart"), 10, "journaled")
+            samples_after(dx, replica.sname, WINDOW_SAMPLES)  # a storm would come now
             assert len(dx.events(app=APP, kind="watchdog_restart")) == 1
+            assert service.app(APP).replicas[0].pid == after.replicas[0].pid
         else:
             with connect(replica.node, "cookie") as link:
                 link.rpc("mygleamapp", "spawn_idle", [400])
             wait_until(lambda: dx.events(app=APP, kind="threshold_critical"), 10, "critical")
+            samples_after(dx, replica.sname, WINDOW_SAMPLES)  # a late restart would come now
             assert dx.events(app=APP, kind="watchdog_restart") == []
             assert service.app(APP).replicas[0].pid == replica.pid
 
