@@ -147,12 +147,14 @@ def test_a_killed_deployer_or_storage_is_restarted_and_replicas_are_untouched(
             ]
         os.kill(target, signal.SIGKILL)
 
+        name = "deployer:mygleamapp" if victim == "Deployer" else "storage"
+
         def restarted() -> bool:
             try:
-                kinds = [e.kind for e in service.client().events()]
+                events = service.client().events(kind="actor_restart")
             except Exception:  # Storage itself may be restarting: "try again"
                 return False
-            return "actor_restart" in kinds
+            return any(e.message.startswith(f"{name} restarted") for e in events)
 
         wait_until(restarted, 20, f"{victim} restarted by the root supervisor")
         if victim == "Deployer":  # the new Deployer's Monitors adopt the running replicas
