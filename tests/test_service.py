@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,7 +11,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from deployex_actors.beam import connect
 from deployex_actors.core.status import AppSnapshot
+from deployex_actors.errors import BeamError
 from tests.beam_fixtures import LANGUAGES, ReleaseDist, wait_until
 from tests.deployex_service import (
     DEPLOYEX,
@@ -248,6 +251,41 @@ def test_a_passing_pre_command_runs_before_the_replica_starts(
     with running_service(config, tmp_path) as service:
         service.wait_app("mygleamapp", all_running(1), "1 replica running")
         assert marker.read_text() == "ok"
+
+
+def test_pre_commands_run_again_before_every_restart_and_an_exit_0_is_a_crash(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    runs = tmp_path / "pre-command-runs"
+    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=1,
+                                               restart_backoff_base_ms=0)])  # fmt: skip
+    pre = (f'eval file:write_file("{runs}", <<"run\\n">>, [append])',)
+    publish(config, release_dist, "mygleamapp", "0.1.0", pre=pre)
+
+    def run_count() -> int:
+        return len(runs.read_text().splitlines())
+
+    def new_process(old_pid: int):
+        return lambda a: all_running(1)(a) and a.replicas[0].pid != old_pid
+
+    with running_service(config, tmp_path) as service:
+        first = service.wait_app("mygleamapp", all_running(1), "running").replicas[0]
+        assert run_count() == 1
+        os.kill(first.pid, signal.SIGKILL)  # a crash restart
+        second = service.wait_app("mygleamapp", new_process(first.pid), "crash-restarted")
+        assert run_count() == 2
+        service.client().restart("mygleamapp", actor="test")  # a forced restart
+        third = service.wait_app("mygleamapp", new_process(second.replicas[0].pid), "forced")
+        assert run_count() == 3
+        node = third.replicas[0].node
+        # the node halts under the call: no answer comes
+        with connect(node, "cookie") as link, contextlib.suppress(BeamError):
+            link.rpc("erlang", "halt", [0], timeout=2)
+        after = service.wait_app("mygleamapp", new_process(third.replicas[0].pid), "exit 0")
+        assert after.replicas[0].crash_restarts == 2  # the kill -9 and the exit with status 0
+        assert run_count() == 4
+        crashes = service.client().events(app="mygleamapp", kind="crash")
+        assert any("status 0" in e.message for e in crashes), crashes
 
 
 def test_no_socket_listens_beyond_loopback_or_in_the_abstract_namespace(
