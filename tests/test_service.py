@@ -148,7 +148,11 @@ def test_a_killed_deployer_or_storage_is_restarted_and_replicas_are_untouched(
                 for c in psutil.Process(root).children()
                 if any(f.path.endswith("deployex.db") for f in c.open_files())
             ]
+        monitors = [psutil.Process(r.pid).ppid() for r in before.replicas]
         os.kill(target, signal.SIGKILL)
+        if victim == "Deployer":  # its Monitors leave with it: no twin of a Monitor remains
+            for pid in monitors:
+                wait_gone(pid)
 
         name = "deployer:mygleamapp" if victim == "Deployer" else "storage"
 
