@@ -18,7 +18,7 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -478,7 +478,7 @@ class Monitor(DeployexActor):
             except BeamError:
                 pass  # a gap, not a zero
             else:
-                values.update(asdict(stats))
+                values.update(stats.as_dict())
                 values["beam_memory"] = values.pop("memory_total")
         if self.pid is not None:
             try:

@@ -288,10 +288,13 @@ class Decoder:
             return self._atom_body(self._u8(), tag == SMALL_ATOM_UTF8)
         if tag in (ATOM_UTF8, ATOM):
             return self._atom_body(self._u16(), tag == ATOM_UTF8)
+        # Tuples from lists, never from generators: tuple(<generator>) allocates ten slots and
+        # shrinks them, and each shrunk tuple ends on CPython's free list for its size (up to
+        # 2000 per size), so a link's replies kept growing its process for ~2000 calls.
         if tag == SMALL_TUPLE:
-            return tuple(self.term() for _ in range(self._u8()))
+            return tuple([self.term() for _ in range(self._u8())])
         if tag == LARGE_TUPLE:
-            return tuple(self.term() for _ in range(self._u32()))
+            return tuple([self.term() for _ in range(self._u32())])
         if tag == NIL:
             return []
         if tag == STRING:
@@ -333,7 +336,7 @@ class Decoder:
             count = self._u16()
             node = self._atom()
             creation = self._u32() if tag == NEWER_REFERENCE else self._u8()
-            return Reference(node, creation, tuple(self._u32() for _ in range(count)))
+            return Reference(node, creation, tuple([self._u32() for _ in range(count)]))
         if tag == REFERENCE:
             node = self._atom()
             ref_id = self._u32()

@@ -53,6 +53,11 @@ class NodeStats:
     atom_limit: int
     memory_total: int
 
+    def as_dict(self) -> dict[str, int]:
+        # Not dataclasses.asdict: its fields() is a tuple(<generator>), which leaves one tuple
+        # on CPython's free list per call (up to 2000): a Monitor calls this every sample.
+        return dict(vars(self))
+
 
 STAT_KEYS = ("process_count", "process_limit", "port_count", "port_limit")
 STAT_KEYS += ("atom_count", "atom_limit")
