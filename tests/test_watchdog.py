@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from deployex_actors.beam import connect
 from deployex_actors.core.metrics import HOST
 from deployex_actors.core.status import AppSnapshot
+from deployex_actors.errors import BeamError
 from tests.beam_fixtures import ReleaseDist, wait_until
 from tests.deployex_service import DEPLOYEX, app_entry, publish, running_service, write_config
 
@@ -129,3 +132,37 @@ def test_a_replica_killed_between_samples_is_a_gap_and_the_watchdog_lives_on(
         assert all(gap.values[k] is None for k in ("process_count", "beam_memory", "rss"))
         last = dx.metrics(HOST)[-1].at
         wait_until(lambda: dx.metrics(HOST)[-1].at > last, 5, "the watchdog keeps sampling")
+
+
+def test_host_memory_critical_restarts_the_replica_using_the_most_memory_and_only_it(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    memory = psutil.virtual_memory()
+    used = int((memory.total - memory.available) * 100 // memory.total)
+    # The restart threshold a little above today's use; one replica then takes ~6 % of the
+    # host in idle processes (~2.6 kB each), which crosses it.
+    watch = {"type": "memory", "enable_restart": True, "warning_threshold_percent": used + 1,
+             "restart_threshold_percent": used + 3}  # fmt: skip
+    processes = int(memory.total * 0.06 / 2600)
+    entry = app_entry(APP, replicas=2, ready_after_ms=1000,
+                      env=[{"key": "ERL_AFLAGS", "value": f"+P {2 * processes}"}])  # fmt: skip
+    config = write_config(tmp_path, [entry], watchdog_interval_ms=PERIOD_MS, monitoring=[watch])
+    publish(config, release_dist, APP, "0.1.0")
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app(APP, running(2), "2 replicas connected")
+        big, small = before.replicas
+        dx = service.client()
+        assert dx.events(app=APP, kind="watchdog_restart") == []
+        # local mode: the development cookie; the restart may come before the call returns
+        with connect(big.node, "cookie") as link, contextlib.suppress(BeamError):
+            link.rpc("mygleamapp", "spawn_idle", [processes], timeout=120)
+        after = service.wait_app(
+            APP, lambda a: any(r.sname == big.sname and r.pid != big.pid and r.status == "running"
+                               for r in a.replicas), "the biggest replica restarted", 60,
+        )  # fmt: skip
+        samples_after(dx, small.sname, WINDOW_SAMPLES)  # a second victim would come now
+        restarts = dx.events(app=APP, kind="watchdog_restart")
+        assert [e.sname for e in restarts] == [big.sname], restarts
+        assert "memory of host" in restarts[0].message
+        assert next(r.pid for r in service.app(APP).replicas if r.sname == small.sname) == small.pid
+        assert after.replicas  # the app is whole again

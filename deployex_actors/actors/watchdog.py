@@ -28,6 +28,7 @@ from deployex_actors.actors.messages import (
     StorageMoved,
     Timer,
 )
+from deployex_actors.actors.monitor import STOP_GRACE_S
 from deployex_actors.catalog import Catalog
 from deployex_actors.config import Config, Monitoring
 from deployex_actors.core import thresholds
@@ -53,7 +54,12 @@ class Watchdog(DeployexActor):
         self.series: Series | None = None
         self.apps: dict[str, str] = {}  # sname -> app, from the readings
         self.levels: dict[tuple[str, str], str] = {}  # (target, type) -> ok|warning|critical
-        self.restarted_at: dict[str, float] = {}  # sname -> last forced restart by us
+        self.restarted_at: dict[str, float] = {}  # sname (or "host") -> last restart by us
+        self.ready_after: dict[str, float] = {}  # sname -> its ready period, from its readings
+        # After a host-memory restart, the next one waits for the victim's stop (at most the
+        # grace period) and ready period: time for it to come back and for memory to show what
+        # the restart freed (else one a second, all of them, while the first is still stopping).
+        self.host_cooldown_s = 0.0
         self._processes: dict[int, psutil.Process] = {}
         self._sweeps = 0
         self.readings: samples.Receiver | None = None
@@ -106,7 +112,8 @@ class Watchdog(DeployexActor):
         watched = self.config.monitoring_of("memory")
         if watched is not None:
             used = thresholds.percent(memory.total - memory.available, memory.total)
-            self._judge(HOST, "memory", used, watched, None, self.period)
+            cooldown = max(self.period, self.host_cooldown_s)
+            self._judge(HOST, "memory", used, watched, None, cooldown)
 
     def _sample_deployex(self, now: float) -> None:
         """DeployEx's own footprint: every process of the actor system's session."""
@@ -188,6 +195,7 @@ class Watchdog(DeployexActor):
         if message.app not in self._known_apps:
             return
         self.apps[message.sname] = message.app
+        self.ready_after[message.sname] = message.ready_after_s
         self.series.add(message.sname, Sample(message.at, message.values))
         app = self.config.application(message.app)
         for kind, (current_key, limit_key) in RESOURCES.items():
@@ -229,6 +237,8 @@ class Watchdog(DeployexActor):
                 log.warning("host memory critical, but no replica to restart")
                 return
             self.restarted_at[restart_key] = time.time()
+            if sname is None:
+                self.host_cooldown_s = STOP_GRACE_S + self.ready_after.get(victim, 0.0)
             self._restart(victim, f"{kind} of {target} at {value}% reached the restart threshold")
 
     def _biggest_replica(self) -> str | None:
