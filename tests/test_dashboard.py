@@ -477,3 +477,40 @@ def test_restart_deployex_from_the_dashboard_keeps_the_replicas(
                 assert restart and restart[0].actor == "admin@127.0.0.1"
             finally:
                 context.close()
+
+
+def test_the_journal_filter_keeps_one_app_among_two(
+    browser, release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    secrets = dashboard_secrets()
+    other = "myerlangapp"
+    entries = [app_entry(APP, replicas=1), app_entry(other, replicas=1)]
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in secrets.items():
+            env.setenv(key, value)
+        config = write_config(tmp_path, entries, dashboard_enabled=True)
+        publish(config, release_dist, APP, "0.1.0")
+        publish(config, release_dist, other, "0.1.0")
+        with (
+            running_service(config, tmp_path) as service,
+            running_dashboard(config, tmp_path, secrets) as dashboard,
+        ):
+            for name in (APP, other):
+                service.wait_app(name, lambda a: a.replicas and a.replicas[0].status == "running",
+                                 f"{name} running")  # fmt: skip
+            context = browser.new_context(viewport={"width": 1400, "height": 1200})
+            try:
+                page = context.new_page()
+                page.set_default_timeout(UI_DEADLINE_MS)
+                log_in(page, dashboard, path="/journal")
+                rows = page.locator(".dx-journal .tabulator-row")
+                expect(rows.filter(has_text=other).first).to_be_visible()
+                expect(rows.filter(has_text=APP).first).to_be_visible()
+                page.locator(".dx-journal-app select").select_option(other)
+                expect(rows.first).to_contain_text(other)
+                expect(rows.filter(has_text=APP)).to_have_count(0)
+                page.locator(".dx-journal-app select").select_option(APP)
+                expect(rows.first).to_contain_text(APP)
+                expect(rows.filter(has_text=other)).to_have_count(0)
+            finally:
+                context.close()
