@@ -25,7 +25,7 @@ from thespian.actors import (
     WatchMessage,
 )
 
-from deployex_actors.actors.messages import Timer
+from deployex_actors.actors.messages import ChildUp, Timer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ class DeployexActor(ActorTypeDispatcher):
     def receiveMessage(self, message: Any, sender: Any) -> ThespianWatch:
         if self._parent_fd is None:
             self._watch_parent()
+            # The first message comes from our supervisor: tell it we are up (see Supervisor).
+            self.send(sender, ChildUp(os.getpid()))
         if isinstance(message, WatchMessage):
             for fd in list(message.ready):
                 callback = self._watches.get(fd)

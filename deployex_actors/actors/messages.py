@@ -35,6 +35,13 @@ class Journal:
 
 
 @dataclass(frozen=True)
+class ChildUp:
+    """Any actor -> whoever sent its first message (its supervisor): it runs, as this pid."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
 class StateProblem:
     """Storage -> root: the state database cannot be written (`error`), or can again (None)."""
 

@@ -4,6 +4,11 @@ A supervisor starts children from specs, notices a dead child (`ChildActorExited
 after a backoff that grows with consecutive failures and resets after a healthy period, and
 escalates (exits, so that its own parent restarts it) when a child fails too often in a window.
 A child stopped on purpose with `stop_child` is not restarted.
+
+Thespian reports no `ChildActorExited` for a child that dies before it connected back (it cannot
+name it: "cannot translate address"), so such a child would never be restarted. Every child
+therefore answers its first message with `ChildUp`; one that has not within `CHILD_START_S`, and
+of which no unaccounted process of ours is left, died starting and goes the failure path.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 from thespian.actors import ActorExitRequest, ChildActorExited
 
 from deployex_actors.actors.base import DeployexActor
-from deployex_actors.actors.messages import Timer
+from deployex_actors.actors.messages import ChildUp, Timer
 from deployex_actors.core.backoff import (
     SupervisorPolicy,
     actor_restart_delay_s,
@@ -25,6 +31,7 @@ from deployex_actors.core.backoff import (
 )
 
 log = logging.getLogger(__name__)
+CHILD_START_S = 3.0  # a child that has not said ChildUp by then is looked for among our processes
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class _Child:
     streak: int = 0
     failures: list[float] = field(default_factory=list)
     stopping: bool = False
+    pid: int | None = None  # from its ChildUp; None while it starts
 
 
 class Supervisor(DeployexActor):
@@ -75,6 +83,8 @@ class Supervisor(DeployexActor):
         child.address = self.createActor(spec.actor_class)
         child.started_at = time.monotonic()
         child.stopping = False
+        child.pid = None
+        self.after(CHILD_START_S, "child-up", spec.name)
         first = self.init_message(spec.name)
         if first is not None:
             self.send(child.address, first)
@@ -111,8 +121,33 @@ class Supervisor(DeployexActor):
         name = next(
             (n for n, c in self._children.items() if c.address == message.childAddress), None
         )
-        if name is None:
+        if name is not None:
+            self._child_exited(name)
+
+    def receiveMsg_ChildUp(self, message: ChildUp, sender: Any) -> None:
+        child = next((c for c in self._children.values() if c.address == sender), None)
+        if child is not None:
+            child.pid = message.pid
+
+    def _check_started(self, name: str) -> None:
+        child = self._children.get(name)
+        if self._exiting or child is None or child.address is None:
             return
+        if child.pid is not None or child.stopping:
+            return
+        up = {c.pid for c in self._children.values() if c.pid is not None}
+        try:
+            ours = {p.pid for p in psutil.Process().children()
+                    if p.status() != psutil.STATUS_ZOMBIE}  # fmt: skip
+        except psutil.Error:
+            ours = set()
+        if ours - up:  # a child still starting (slowly): look again later
+            self.after(CHILD_START_S, "child-up", name)
+            return
+        log.warning("%s: child %s died while starting", self, name)
+        self._child_exited(name)
+
+    def _child_exited(self, name: str) -> None:
         child = self._children[name]
         child.address = None
         if child.stopping:
@@ -135,6 +170,8 @@ class Supervisor(DeployexActor):
             child = self._children.get(timer.key)
             if child is not None and child.address is None:
                 self.start_child(child.spec)
+        elif timer.kind == "child-up":
+            self._check_started(timer.key)
 
     def escalate(self, reason: str) -> None:
         """Too many failures: give up here and let our own parent decide."""
