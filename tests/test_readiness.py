@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from deployex_actors.core.status import AppSnapshot
 from tests.beam_fixtures import ReleaseDist, wait_until
@@ -143,3 +144,32 @@ def test_a_check_that_passes_late_delays_the_retire_until_it_passes(
             retire = service.client().events(app=APP, kind="retire")[-1]
             assert retire.at.timestamp() >= opened
             assert service.app(APP).ghosts == ()
+
+
+def test_an_otp_check_holds_a_node_that_does_not_answer_then_rolls_back_and_ghosts(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    """otp: ready when the node answers DeployEx over distribution. The first replicas do; then
+    DeployEx is restarted with a YAML that gives new replicas another cookie (ERL_ZFLAGS comes
+    last on the VM's command line, so its -setcookie wins): the new one never answers."""
+    readiness = {"type": "otp", "interval_ms": 200}
+    config, _probe = configured(tmp_path, release_dist, readiness)
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app(APP, serving("0.1.0"), "two 0.1.0 replicas")
+        assert all(r.otp == "connected" for r in before.replicas)
+        service.kill_deployex()  # the replicas keep running, and are adopted with the new YAML
+        document = yaml.safe_load(config.read_text())
+        document["applications"][0]["env"] = [{"key": "ERL_ZFLAGS", "value": "-setcookie other"}]
+        config.write_text(yaml.safe_dump(document))
+        service.start()
+        service.wait_app(APP, serving("0.1.0"), "adopted, and answering")
+        publish(config, release_dist, APP, "0.2.0")
+
+        def waiting(app: AppSnapshot) -> bool:
+            return any(r.version == "0.2.0" and "readiness" in (r.last_error or "")
+                       for r in app.replicas)  # fmt: skip
+
+        service.wait_app(APP, waiting, "the new replica held by its check", 30)
+        old_replicas_untouched(service, before)
+        service.wait_app(APP, lambda a: "0.2.0" in a.ghosts, "0.2.0 ghosted", 40)
+        old_replicas_untouched(service, before)
