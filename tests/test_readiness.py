@@ -71,6 +71,11 @@ def serving(version: str):
     return check
 
 
+def held_by_its_check(app: AppSnapshot) -> bool:
+    """The rollout's new replica (0.2.0) runs but is not ready: its readiness check fails."""
+    return any(r.version == "0.2.0" and "readiness" in (r.last_error or "") for r in app.replicas)
+
+
 def configured(tmp_path: Path, release_dist: ReleaseDist, readiness: dict) -> tuple[Path, int]:
     probe = free_port_range(REPLICAS + 1)
     entry = app_entry(APP, replicas=REPLICAS, deploy_rollback_timeout_ms=8000, readiness=readiness)
@@ -104,11 +109,7 @@ def test_a_check_that_never_passes_holds_the_rollout_then_rolls_back_and_ghosts(
             before = service.wait_app(APP, serving("0.1.0"), "two 0.1.0 replicas")
             publish(config, release_dist, APP, "0.2.0")
 
-            def waiting(app: AppSnapshot) -> bool:
-                new = [r for r in app.replicas if r.version == "0.2.0"]
-                return bool(new) and "readiness" in (new[0].last_error or "")
-
-            held = service.wait_app(APP, waiting, "the new replica held by its check", 30)
+            held = service.wait_app(APP, held_by_its_check, "the new replica held", 30)
             new = next(r for r in held.replicas if r.version == "0.2.0")
             assert new.status == "starting" and new.pid is not None
             expected = "answered 503" if kind == "http" else "tcp check"
@@ -130,12 +131,7 @@ def test_a_check_that_passes_late_delays_the_retire_until_it_passes(
         with running_service(config, tmp_path) as service:
             before = service.wait_app(APP, serving("0.1.0"), "two 0.1.0 replicas")
             publish(config, release_dist, APP, "0.2.0")
-
-            def waiting(app: AppSnapshot) -> bool:
-                return any(r.version == "0.2.0" and "readiness" in (r.last_error or "")
-                           for r in app.replicas)  # fmt: skip
-
-            service.wait_app(APP, waiting, "the new replica held by its check", 30)
+            service.wait_app(APP, held_by_its_check, "the new replica held", 30)
             old_replicas_untouched(service, before)
             assert service.client().events(app=APP, kind="retire") == []
             opened = time.time()
@@ -164,12 +160,7 @@ def test_an_otp_check_holds_a_node_that_does_not_answer_then_rolls_back_and_ghos
         service.start()
         service.wait_app(APP, serving("0.1.0"), "adopted, and answering")
         publish(config, release_dist, APP, "0.2.0")
-
-        def waiting(app: AppSnapshot) -> bool:
-            return any(r.version == "0.2.0" and "readiness" in (r.last_error or "")
-                       for r in app.replicas)  # fmt: skip
-
-        service.wait_app(APP, waiting, "the new replica held by its check", 30)
+        service.wait_app(APP, held_by_its_check, "the new replica held", 30)
         old_replicas_untouched(service, before)
         service.wait_app(APP, lambda a: "0.2.0" in a.ghosts, "0.2.0 ghosted", 40)
         old_replicas_untouched(service, before)
