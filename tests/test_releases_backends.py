@@ -35,7 +35,7 @@ from tests.tarballs import build_release
 APP = "myapp"
 ACCOUNT = "prod"
 # An unreachable bucket must say so instead of retrying for minutes (botocore's defaults);
-# a bound that catches a retry loop on a loaded machine, not a speed figure.
+# a bound that catches a retry loop on a loaded machine; the figure is bench_buckets'.
 QUICKLY_S = 20.0
 
 
