@@ -32,6 +32,7 @@ class DeployEx:
         self._system = system.attach(self.port, catalog.actor_key, catalog.samples_socket)
         self._root = self._system.createActor(ROOT_CLASS, globalName=GLOBAL_NAME)
         self._lock = threading.Lock()
+        self._cycles = system.CycleCollector()  # replies carry addresses too (see there)
 
     @classmethod
     def attach(cls, config: Config | str | None = None, timeout: float = 10.0) -> DeployEx:
@@ -41,6 +42,7 @@ class DeployEx:
 
     def _call(self, message: Any) -> Any:
         with self._lock:
+            self._cycles.tick()
             reply = system.request(self._system, self._root, message, self.timeout)
         if reply.error:
             raise DeployexError(reply.error)

@@ -26,6 +26,7 @@ from thespian.actors import (
 )
 
 from deployex_actors.actors.messages import ChildUp, Timer
+from deployex_actors.actors.system import CycleCollector
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,12 @@ class DeployexActor(ActorTypeDispatcher):
         self._watches: dict[int, Callable[[], None]] = {}
         self._parent_fd: int | None = None
         self._generations: dict[str, int] = {}
+        self._cycles = CycleCollector()
 
     # -- thespian entry point --------------------------------------------------------------------
 
     def receiveMessage(self, message: Any, sender: Any) -> ThespianWatch:
+        self._cycles.tick()
         if self._parent_fd is None:
             self._watch_parent()
             # The first message comes from our supervisor: tell it we are up (see Supervisor).

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -68,6 +69,26 @@ def pairs_without_churn() -> None:
 
     fmap._deployex_pairs = True  # type: ignore[attr-defined]
     TCPTransport.fmap = fmap
+
+
+class CycleCollector:
+    """A full garbage collection every `every` messages, for every process that receives frames.
+
+    thespian ties each ActorAddress it unpickles to itself (addressManager.importAddr stores bound
+    methods on it): one reference cycle per received message, freed only by the cyclic collector,
+    whose oldest generation runs once pending objects reach 25 % of the long-lived ones: hours at
+    a few messages a second, while RSS creeps by ~8 bytes a message (Root, Storage and Watchdog
+    at ~0.9 MB/h in a 30-minute soak). A collection of ~30k objects takes a few milliseconds.
+    """
+
+    def __init__(self, every: int = 2000) -> None:
+        self.every = every
+        self.count = 0
+
+    def tick(self) -> None:
+        self.count += 1
+        if self.count % self.every == 0:
+            gc.collect()
 
 
 def is_listening(port: int) -> bool:
