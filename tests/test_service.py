@@ -13,11 +13,12 @@ import pytest
 
 from deployex_actors.beam import connect
 from deployex_actors.core.backoff import SupervisorPolicy
-from deployex_actors.core.status import AppSnapshot
+from deployex_actors.core.status import AppSnapshot, ReplicaSnapshot
 from deployex_actors.errors import BeamError
 from tests.beam_fixtures import LANGUAGES, ReleaseDist, wait_until
 from tests.deployex_service import (
     DEPLOYEX,
+    Service,
     app_entry,
     banner,
     process_alive,
@@ -175,15 +176,20 @@ def test_a_killed_deployer_or_storage_is_restarted_and_replicas_are_untouched(
         assert target not in [c.pid for c in psutil.Process(root).children()]
 
 
+def monitor_and_deployer(service: Service) -> tuple[ReplicaSnapshot, int, int]:
+    """The one mygleamapp replica once running, its Monitor's pid and its Deployer's pid."""
+    replica = service.wait_app("mygleamapp", all_running(1), "running").replicas[0]
+    monitor = psutil.Process(replica.pid).ppid()
+    return replica, monitor, psutil.Process(monitor).ppid()
+
+
 def test_a_monitor_that_keeps_dying_makes_its_deployer_escalate_to_the_root(
     release_dist: ReleaseDist, tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, [app_entry("mygleamapp", replicas=1)])
     publish(config, release_dist, "mygleamapp", "0.1.0")
     with running_service(config, tmp_path) as service:
-        replica = service.wait_app("mygleamapp", all_running(1), "running").replicas[0]
-        monitor = psutil.Process(replica.pid).ppid()
-        deployer = psutil.Process(monitor).ppid()
+        replica, _monitor, deployer = monitor_and_deployer(service)
         policy = SupervisorPolicy()
         killed: set[int] = set()
         for _ in range(policy.max_restarts + 1):  # one more failure than allowed, in seconds
@@ -223,9 +229,7 @@ def test_a_monitor_killed_while_it_starts_is_started_again(
     config = write_config(tmp_path, [app_entry("mygleamapp", replicas=1)])
     publish(config, release_dist, "mygleamapp", "0.1.0")
     with running_service(config, tmp_path) as service:
-        replica = service.wait_app("mygleamapp", all_running(1), "running").replicas[0]
-        first = psutil.Process(replica.pid).ppid()
-        deployer = psutil.Process(first).ppid()
+        replica, first, deployer = monitor_and_deployer(service)
 
         def monitors_other_than(*gone: int) -> list[int]:
             with contextlib.suppress(psutil.Error):
