@@ -22,8 +22,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from deployex_actors.actors.base import DeployexActor
 from deployex_actors.actors.messages import (
     ForceRestart,
@@ -46,10 +44,11 @@ from deployex_actors.beam.launch import (
 from deployex_actors.beam.link import NodeLink
 from deployex_actors.catalog import Catalog
 from deployex_actors.core.backoff import next_crash_streak, replica_restart_delay_ms
-from deployex_actors.core.metrics import REPLICA_KEYS, next_tick
+from deployex_actors.core.metrics import next_tick
 from deployex_actors.core.status import ReplicaSnapshot
 from deployex_actors.errors import BeamError, DeployexError
-from deployex_actors.replica import pidfile, process, readiness, samples
+from deployex_actors.replica import pidfile, process, readiness
+from deployex_actors.replica.sampler import ReplicaSampler
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +86,7 @@ class Monitor(DeployexActor):
         self.link_delay = LINK_RETRY_S[0]
         self.record: pidfile.ReplicaRecord | None = None  # what the pidfile must say
         self.pidfile_error: str | None = None
-        self._ps: psutil.Process | None = None
         self._replica: Replica | None = None
-        self._samples: samples.Sender | None = None
         self._start_command: Command | None = None  # the same for every restart: built once
 
     # -- setup -----------------------------------------------------------------------------------
@@ -107,8 +104,14 @@ class Monitor(DeployexActor):
             if self.spec.tls_optfile and config.otp_tls_certificates
             else None
         )
-        self.sample_period = config.watchdog_interval_ms / 1000
-        self.next_sample_at = next_tick(time.time(), self.sample_period)
+        self.sampler = ReplicaSampler(
+            self.catalog.samples_socket,
+            self.spec.app,
+            self.spec.sname,
+            config.watchdog_interval_ms / 1000,
+            self.app_config.ready_after_ms / 1000,
+        )
+        self.next_sample_at = next_tick(time.time(), self.sampler.period_s)
         self.after(self.next_sample_at - time.time(), "sample")
         record = pidfile.read(self.pidfile)
         self.deployed_at = self.spec.deployed_at or (
@@ -470,30 +473,8 @@ class Monitor(DeployexActor):
     # -- samples for the watchdog ----------------------------------------------------------------
 
     def _sample(self) -> None:
-        """Read the node's usage over our link and the process's from the OS; push it."""
-        values: dict[str, float | None] = dict.fromkeys(REPLICA_KEYS)
-        if self.pid is not None and self.link is not None and self.link.alive:
-            try:
-                stats = self.link.stats(timeout=min(0.5, self.sample_period))
-            except BeamError:
-                pass  # a gap, not a zero
-            else:
-                values.update(stats.as_dict())
-                values["beam_memory"] = values.pop("memory_total")
-        if self.pid is not None:
-            try:
-                if self._ps is None or self._ps.pid != self.pid:
-                    self._ps = psutil.Process(self.pid)
-                values["rss"] = self._ps.memory_info().rss
-                values["cpu_percent"] = self._ps.cpu_percent(None)
-            except psutil.Error:
-                self._ps = None
-        if self._samples is None:
-            self._samples = samples.Sender(self.catalog.samples_socket)
-        ready_after_s = self.app_config.ready_after_ms / 1000
-        self._samples.send(samples.Reading(self.spec.app, self.sname, time.time(), values,
-                                           ready_after_s))  # fmt: skip
-        self.next_sample_at = next_tick(time.time(), self.sample_period)
+        self.sampler.sample(self.pid, self.link)
+        self.next_sample_at = next_tick(time.time(), self.sampler.period_s)
         self.after(self.next_sample_at - time.time(), "sample")
 
     # -- reporting -------------------------------------------------------------------------------
