@@ -284,3 +284,12 @@ def process_alive(pid: int) -> bool:
 
 def wait_gone(pid: int, deadline_s: float = 15) -> None:
     wait_until(lambda: not process_alive(pid), deadline_s, f"process {pid} still alive")
+
+
+def actor_children(pid: int, actor: str, exclude: tuple[int, ...] = ()) -> list[int]:
+    """The pids of `pid`'s children that run actor class `actor` (each actor names its process
+    `dx-CLASS`), leaving out `exclude`; [] when `pid` is gone."""
+    with contextlib.suppress(psutil.Error):
+        children = psutil.Process(pid).children()
+        return [c.pid for c in children if c.name() == f"dx-{actor}" and c.pid not in exclude]
+    return []

@@ -79,3 +79,76 @@ def moto_argv(port: int) -> list[str]:
 def gcs_emulator_argv(port: int) -> list[str]:
     exe = Path(sys.executable).with_name("gcp-storage-emulator")
     return [str(exe), "start", "--host", LOOPBACK, "--port", str(port), "--in-memory"]
+
+
+class HangingProxy:
+    """An HTTP proxy of ours in front of `upstream` (moto): it holds every GET whose path
+    contains `hang` until `release()` or `hold_s`, and passes everything else straight on.
+    A bucket that hangs on one object, as a slow S3 or GCS does, on a server we control."""
+
+    def __init__(self, upstream: str, hang: str, hold_s: float = 30.0) -> None:
+        import http.client
+        import http.server
+        import threading
+        import urllib.parse
+
+        target = urllib.parse.urlsplit(upstream)
+        self.held = threading.Event()  # a GET is being held now
+        self._released = threading.Event()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                with contextlib.suppress(ConnectionError):  # the client gave up meanwhile
+                    self._pass_on()
+
+            def _pass_on(self) -> None:
+                if self.command == "GET" and hang in self.path:
+                    proxy.held.set()
+                    proxy._released.wait(hold_s)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                try:
+                    upstream.request(self.command, self.path, body, dict(self.headers))
+                    answer = upstream.getresponse()
+                    data = answer.read()
+                finally:
+                    upstream.close()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def __enter__(self) -> HangingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)

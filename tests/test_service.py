@@ -19,6 +19,7 @@ from tests.beam_fixtures import LANGUAGES, ReleaseDist, wait_until
 from tests.deployex_service import (
     DEPLOYEX,
     Service,
+    actor_children,
     app_entry,
     banner,
     process_alive,
@@ -195,11 +196,7 @@ def test_a_monitor_that_keeps_dying_makes_its_deployer_escalate_to_the_root(
         for _ in range(policy.max_restarts + 1):  # one more failure than allowed, in seconds
 
             def new_monitor() -> list[int]:
-                with contextlib.suppress(psutil.Error):
-                    return [
-                        c.pid for c in psutil.Process(deployer).children() if c.pid not in killed
-                    ]
-                return []
+                return actor_children(deployer, "Monitor", tuple(killed))
 
             def adoptions() -> int:
                 return len(service.client().events(app="mygleamapp", kind="adopted"))
@@ -232,9 +229,7 @@ def test_a_monitor_killed_while_it_starts_is_started_again(
         replica, first, deployer = monitor_and_deployer(service)
 
         def monitors_other_than(*gone: int) -> list[int]:
-            with contextlib.suppress(psutil.Error):
-                return [c.pid for c in psutil.Process(deployer).children() if c.pid not in gone]
-            return []
+            return actor_children(deployer, "Monitor", gone)
 
         os.kill(first, signal.SIGKILL)
         wait_until(lambda: monitors_other_than(first), 20, "a new Monitor process")

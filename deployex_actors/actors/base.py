@@ -5,16 +5,20 @@
 - A thespian child actor survives the `kill -9` of its parent (measured). Each actor therefore
   watches its parent's pidfd and exits when the parent is gone, so a restarted parent never
   finds a stale twin of its child still at work (e.g. two Monitors for one replica).
+- Each actor's process is named after its class (`dx-Monitor`, `dx-Fetcher`...): thespian's
+  forks all share one command line, and `ps -o pid,comm`, `top` and the tests tell them apart.
 - Timers are `wakeupAfter` messages carrying a `Timer`; `generation` makes stale ones harmless
   (thespian cannot cancel a wakeup).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from thespian.actors import (
@@ -44,6 +48,7 @@ class DeployexActor(ActorTypeDispatcher):
     def receiveMessage(self, message: Any, sender: Any) -> ThespianWatch:
         self._cycles.tick()
         if self._parent_fd is None:
+            name_process(f"dx-{type(self).__name__}")
             self._watch_parent()
             # The first message comes from our supervisor: tell it we are up (see Supervisor).
             self.send(sender, ChildUp(os.getpid()))
@@ -86,12 +91,12 @@ class DeployexActor(ActorTypeDispatcher):
 
     # -- timers ----------------------------------------------------------------------------------
 
-    def after(self, seconds: float, kind: str, key: str = "", **data: Any) -> None:
+    def after(self, seconds: float, kind: str, key: str = "") -> None:
         """Schedule `on_timer(Timer(kind, key))`; re-scheduling the same kind/key replaces it."""
         slot = f"{kind}:{key}"
         generation = self._generations.get(slot, 0) + 1
         self._generations[slot] = generation
-        self.wakeupAfter(timedelta(seconds=max(seconds, 0)), Timer(kind, key, generation, data))
+        self.wakeupAfter(timedelta(seconds=max(seconds, 0)), Timer(kind, key, generation))
 
     def cancel(self, kind: str, key: str = "") -> None:
         slot = f"{kind}:{key}"
@@ -105,3 +110,9 @@ class DeployexActor(ActorTypeDispatcher):
 
     def __str__(self) -> str:
         return f"{type(self).__name__}[{os.getpid()}]"
+
+
+def name_process(name: str) -> None:
+    """Set this process's name as `ps` and `top` show it (the kernel keeps 15 bytes)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/comm").write_bytes(name.encode()[:15])

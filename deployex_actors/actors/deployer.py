@@ -4,10 +4,15 @@ At start it adopts the replicas recorded in pidfiles that are still alive, start
 their snames those that had been ready but died while DeployEx was away, and removes the folders
 of the others. Every `deploy_schedule_interval_ms` (and whenever a replica changes) it
 asks `core.rollout.plan` what to do next and does it: start a replica of the target version on a
-free slot with a fresh sname (Storage downloads and unpacks it), retire a replaced replica once
+free slot with a fresh sname (its Fetcher downloads and unpacks it), retire a replaced replica once
 its successor is ready, or roll back a new replica that was not ready in time and ghost its
 version. Errors (bucket, tarball, unpack) are shown in status, journaled once, and retried with
 a capped backoff; the running replicas keep serving.
+
+The desired version comes in two steps: Storage says the mode, ghosts and last good version (a
+pinned version in manual mode); in automatic mode the Fetcher then reads current.json. The
+Fetcher (a child, restarted like a Monitor) does all bucket work, one request at a time, so at
+most one current.json read is asked for at once however long the bucket takes.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from typing import Any
 
 from deployex_actors.actors.messages import (
     AppChanged,
+    CurrentRead,
     DesiredRead,
     ForceRestart,
     FullRestart,
     Ghost,
     Journal,
     PrepareRelease,
+    ReadCurrent,
     ReadDesired,
     Reconsider,
     RecordVersion,
@@ -35,7 +42,9 @@ from deployex_actors.actors.messages import (
     ReplicaStopped,
     Reply,
     RestartCommand,
+    SetMode,
     StartDeployer,
+    StartFetcher,
     StartReplica,
     StopReplica,
     StopReplicas,
@@ -50,6 +59,7 @@ from deployex_actors.replica import pidfile
 
 log = logging.getLogger(__name__)
 MONITOR = "deployex_actors.actors.monitor.Monitor"
+FETCHER = ChildSpec("fetcher", "deployex_actors.actors.fetcher.Fetcher")  # no sname: no clash
 PREPARE_RETRY_S = (1.0, 60.0)  # first retry after a failed download/unpack, cap
 
 
@@ -64,6 +74,8 @@ class Deployer(Supervisor):
         self.preparing: dict[str, tuple[str, int]] = {}  # sname -> (version, slot)
         self.replace_queue: set[str] = set()  # full restart: snames still to replace
         self.desired: DesiredRead | None = None
+        self.state_read: DesiredRead | None = None  # Storage's part, while current.json is read
+        self.reading_current = False
         self.error: str | None = None
         self.note = ""
         self.prepare_failures = 0
@@ -84,6 +96,7 @@ class Deployer(Supervisor):
         self.start, self.parent = message, sender
         self.config = message.config.application(message.app)
         self.catalog = Catalog.from_config(message.config)
+        self.start_child(FETCHER)
         for sname in self.catalog.snames_on_disk(self.app):
             record = pidfile.read(self.catalog.pidfile(self.app, sname))
             alive = record is not None and pidfile.is_alive(record)
@@ -133,6 +146,8 @@ class Deployer(Supervisor):
         self.start_child(ChildSpec(spec.sname, MONITOR))
 
     def init_message(self, name: str) -> Any:
+        if name == FETCHER.name:
+            return StartFetcher(self.start.config)
         spec = self.specs.get(name)
         if spec is None:
             return None
@@ -177,6 +192,29 @@ class Deployer(Supervisor):
         self.send(self.start.storage, ReadDesired(self.app))
 
     def receiveMsg_DesiredRead(self, message: DesiredRead, sender: Any) -> None:
+        if message.mode == "manual":
+            self._desired(message)
+            return
+        self.state_read = message
+        fetcher = self.child(FETCHER.name)
+        if not self.reading_current and fetcher is not None:
+            self.reading_current = True
+            self.send(fetcher, ReadCurrent(self.app))
+
+    def receiveMsg_CurrentRead(self, message: CurrentRead, sender: Any) -> None:
+        self.reading_current = False
+        if self.state_read is not None:
+            self._desired(
+                replace(
+                    self.state_read,
+                    version=message.version,
+                    hash=message.hash,
+                    pre_commands=message.pre_commands,
+                    error=message.error,
+                )
+            )
+
+    def _desired(self, message: DesiredRead) -> None:
         if message.error:
             previous = self.desired
             self.desired = (
@@ -245,6 +283,10 @@ class Deployer(Supervisor):
         if time.time() < self.prepare_blocked_until:
             self.note = f"retrying the deployment of {action.version} after an error"
             return
+        fetcher = self.child(FETCHER.name)
+        if fetcher is None:
+            self.note = "waiting for the release fetcher to restart"
+            return
         sname = new_sname(self.app)
         self.preparing[sname] = (action.version, action.slot)
         replaces = f", replacing {action.replaces}" if action.replaces else ""
@@ -253,7 +295,7 @@ class Deployer(Supervisor):
             self.quiet[sname] = text  # a retry: journaled only if it ends another way
         else:
             self._journal("deploy", text, sname)
-        self.send(self.start.storage, PrepareRelease(self.app, sname, action.version))
+        self.send(fetcher, PrepareRelease(self.app, sname, action.version))
 
     def _retire(self, sname: str, reason: str) -> None:
         if sname in self.retiring or self.child(sname) is None:
@@ -335,7 +377,15 @@ class Deployer(Supervisor):
         self.send(self.start.storage, message)
 
     def on_child_failed(self, name: str, delay_s: float) -> None:
-        self._journal("monitor_restart", f"Monitor of {name} died; restarting it", sname=name)
+        if name != FETCHER.name:
+            self._journal("monitor_restart", f"Monitor of {name} died; restarting it", sname=name)
+            return
+        self._journal("fetcher_restart", f"the release fetcher died; restarting it in "
+                      f"{delay_s:.1f} s")  # fmt: skip
+        self.reading_current = False
+        for sname, (version, _slot) in list(self.preparing.items()):
+            failed = ReleasePrepared(self.app, sname, version, "the release fetcher died")
+            self.receiveMsg_ReleasePrepared(failed, None)
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -349,6 +399,17 @@ class Deployer(Supervisor):
                 self.send(self.child(sname), ForceRestart(message.actor, message.reason))
             reply = Reply(message.request_id, targets)
         self.send(message.reply_to or sender, reply)
+
+    def receiveMsg_SetMode(self, message: SetMode, sender: Any) -> None:
+        """A pin is checked against the bucket by the Fetcher first, then stored by Storage,
+        which answers the operator and tells us to read the desired version again."""
+        fetcher = self.child(FETCHER.name)
+        if message.version is not None and not message.bucket_checked:
+            if fetcher is not None:
+                self.send(fetcher, message)
+                return
+            message = replace(message, bucket_error="the release fetcher is restarting")
+        self.send(self.start.storage, replace(message, deployer=self.myAddress))
 
     def receiveMsg_FullRestart(self, message: FullRestart, sender: Any) -> None:
         self.replace_queue = {s for s in self.specs if s not in self.retiring}

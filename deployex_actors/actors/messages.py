@@ -17,6 +17,15 @@ from deployex_actors.core.status import AppSnapshot, ReplicaSnapshot
 
 
 @dataclass(frozen=True)
+class Request:
+    """A request that expects a `Reply`: whoever serves it answers `reply_to` (the original
+    asker when a router passed it on), or the sender when nobody set it."""
+
+    request_id: str
+    reply_to: Any = field(default=None, kw_only=True, compare=False)
+
+
+@dataclass(frozen=True)
 class Reply:
     request_id: str
     value: Any = None
@@ -52,8 +61,7 @@ class StateProblem:
 
 
 @dataclass(frozen=True)
-class Boot:
-    request_id: str
+class Boot(Request):
     config: Config
     cookie: str
     tls_optfile: str | None = None
@@ -69,115 +77,101 @@ class StartWeb:
 
 
 @dataclass(frozen=True)
-class Ping:
-    request_id: str
+class Ping(Request):
+    """Is DeployEx up? Answered "pong", or "restart" when a restart was requested."""
 
 
 @dataclass(frozen=True)
-class StopReplicas:
+class StopReplicas(Request):
     """Stop every replica (a deliberate `deployex run` shutdown); replied to when all are down."""
 
-    request_id: str
-    reply_to: Any = None
+
+@dataclass(frozen=True)
+class StatusQuery(Request):
+    """The `DeployexSnapshot` the root keeps from its Deployers' reports."""
 
 
 @dataclass(frozen=True)
-class StatusQuery:
-    request_id: str
-
-
-@dataclass(frozen=True)
-class VersionsQuery:
-    request_id: str
+class VersionsQuery(Request):
     app: str
-    reply_to: Any = None
 
 
 @dataclass(frozen=True)
-class EventsQuery:
-    request_id: str
+class EventsQuery(Request):
     app: str | None = None
     kind: str | None = None
     limit: int = 100
-    reply_to: Any = None
 
 
 @dataclass(frozen=True)
-class RestartCommand:
+class RestartCommand(Request):
     """Forced restart of one replica, or of every replica of the app when `sname` is None."""
 
-    request_id: str
     app: str
     sname: str | None = None
     actor: str = "operator"
-    reply_to: Any = None
     reason: str = "restart requested"
 
 
 @dataclass(frozen=True)
-class SetMode:
+class SetMode(Request):
     """Pin `version` (manual mode), or follow current.json again when it is None."""
 
-    request_id: str
     app: str
     version: str | None
     actor: str = "operator"
-    reply_to: Any = None
+    # Filled on the way (root -> Deployer -> its Fetcher -> Deployer -> Storage): whether the
+    # bucket holds `version`, and whom to tell once the mode is stored.
+    bucket_checked: bool = False
+    in_bucket: bool = False
+    bucket_error: str | None = None
+    deployer: Any = None
 
 
 @dataclass(frozen=True)
-class GhostsQuery:
-    request_id: str
+class GhostsQuery(Request):
     app: str
-    reply_to: Any = None
 
 
 @dataclass(frozen=True)
-class Unghost:
+class Unghost(Request):
     """Remove one ghosted version, or all of the app's when `version` is None."""
 
-    request_id: str
     app: str
     version: str | None = None
     actor: str = "operator"
-    reply_to: Any = None
+    deployer: Any = None  # told to reconsider once the ghost is gone (set by the root)
 
 
 @dataclass(frozen=True)
-class FullRestart:
+class FullRestart(Request):
     """Replace every replica, one at a time, with a fresh sname running the same version."""
 
-    request_id: str
     app: str
     actor: str = "operator"
-    reply_to: Any = None
 
 
 @dataclass(frozen=True)
-class MetricsQuery:
+class MetricsQuery(Request):
     """Samples of `target` newer than `since`; the list of targets when `target` is None;
     the latest sample of every target when `latest`."""
 
-    request_id: str
     target: str | None
     since: float = 0.0
     latest: bool = False
-    reply_to: Any = None
 
 
 @dataclass(frozen=True)
-class RestartDeployex:
+class RestartDeployex(Request):
     """Restart DeployEx itself; its replicas keep running and are adopted again."""
 
-    request_id: str
     actor: str = "operator"
 
 
 @dataclass(frozen=True)
-class Record:
+class Record(Request):
     """A front end's journal entry (a login, a logout...): persisted by Storage."""
 
-    request_id: str
     entry: Journal
 
 
@@ -216,12 +210,34 @@ class StartWatchdog:
     storage: Any
 
 
-# -- deployer <-> storage ------------------------------------------------------------------------
+# -- deployer <-> storage, deployer <-> fetcher ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartFetcher:
+    config: Config
+
+
+@dataclass(frozen=True)
+class ReadCurrent:
+    """Fetcher: read the app's current.json from the bucket."""
+
+    app: str
+
+
+@dataclass(frozen=True)
+class CurrentRead:
+    app: str
+    version: str | None = None
+    hash: str | None = None
+    pre_commands: tuple[str, ...] = ()
+    error: str | None = None
 
 
 @dataclass(frozen=True)
 class ReadDesired:
-    """What should run: current.json (automatic mode) or the pinned version (manual mode)."""
+    """Storage: the app's mode (and pinned version), its ghosts and its last good version; in
+    automatic mode the Deployer then asks its Fetcher for current.json."""
 
     app: str
 
@@ -248,7 +264,7 @@ class Ghost:
 
 @dataclass(frozen=True)
 class PrepareRelease:
-    """Download the version's tarball and unpack it as the sname's `current/` folder."""
+    """Fetcher: download the version's tarball and unpack it as the sname's `current/` folder."""
 
     app: str
     sname: str
@@ -327,17 +343,9 @@ class AppChanged:
 
 
 @dataclass(frozen=True)
-class AdoptionFailed:
-    """The Monitor was asked to adopt, and the recorded process is gone."""
-
-    sname: str
-
-
-@dataclass(frozen=True)
 class Timer:
     """A wakeup payload: `kind` says what to do, `generation` lets stale timers be ignored."""
 
     kind: str
     key: str = ""
     generation: int = 0
-    data: dict[str, Any] = field(default_factory=dict)

@@ -8,7 +8,7 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from deployex_actors import __version__
@@ -21,9 +21,9 @@ from deployex_actors.actors.messages import (
     Journal,
     MetricsQuery,
     Ping,
-    Reconsider,
     Record,
     Reply,
+    Request,
     RestartCommand,
     RestartDeployex,
     SetMode,
@@ -52,6 +52,25 @@ DEPLOYER_CLASS = "deployex_actors.actors.deployer.Deployer"
 
 def deployer_name(app: str) -> str:
     return f"deployer:{app}"
+
+
+@dataclass(frozen=True)
+class Route:
+    to: str | None  # a child's name; None: the Deployer of the app the request names
+    per_app: bool = False  # the request names an app, which must be configured
+    reconsider: bool = False  # the change matters to the app's Deployer: it is told when stored
+
+
+ROUTES: dict[type[Request], Route] = {
+    VersionsQuery: Route(STORAGE.name),
+    EventsQuery: Route(STORAGE.name),
+    MetricsQuery: Route(WATCHDOG.name),
+    GhostsQuery: Route(STORAGE.name, per_app=True),
+    Unghost: Route(STORAGE.name, per_app=True, reconsider=True),
+    SetMode: Route(None, per_app=True),  # the Deployer's Fetcher checks the bucket first
+    RestartCommand: Route(None, per_app=True),
+    FullRestart: Route(None, per_app=True),
+}
 
 
 class Root(Supervisor):
@@ -133,12 +152,6 @@ class Root(Supervisor):
         self._journal("deployex_restart", "DeployEx restart requested", message.actor)
         self.send(sender, Reply(message.request_id, "restarting"))
 
-    def receiveMsg_VersionsQuery(self, message: VersionsQuery, sender: Any) -> None:
-        self._forward(STORAGE.name, message, sender)
-
-    def receiveMsg_EventsQuery(self, message: EventsQuery, sender: Any) -> None:
-        self._forward(STORAGE.name, message, sender)
-
     def receiveMsg_Record(self, message: Record, sender: Any) -> None:
         storage = self.child(STORAGE.name)
         if storage is None:
@@ -147,49 +160,25 @@ class Root(Supervisor):
         self.send(storage, message.entry)
         self.send(sender, Reply(message.request_id, "recorded"))
 
-    def receiveMsg_MetricsQuery(self, message: MetricsQuery, sender: Any) -> None:
-        self._forward(WATCHDOG.name, message, sender)
-
-    def receiveMsg_RestartCommand(self, message: RestartCommand, sender: Any) -> None:
-        if self._known_app(message, sender):
-            self._forward(deployer_name(message.app), message, sender)
-
-    def receiveMsg_FullRestart(self, message: FullRestart, sender: Any) -> None:
-        if self._known_app(message, sender):
-            self._forward(deployer_name(message.app), message, sender)
-
-    def receiveMsg_GhostsQuery(self, message: GhostsQuery, sender: Any) -> None:
-        if self._known_app(message, sender):
-            self._forward(STORAGE.name, message, sender)
-
-    def receiveMsg_SetMode(self, message: SetMode, sender: Any) -> None:
-        if self._known_app(message, sender):
-            self._forward(STORAGE.name, message, sender)
-            self._reconsider(message.app)
-
-    def receiveMsg_Unghost(self, message: Unghost, sender: Any) -> None:
-        if self._known_app(message, sender):
-            self._forward(STORAGE.name, message, sender)
-            self._reconsider(message.app)
-
-    def _reconsider(self, app: str) -> None:
-        deployer = self.child(deployer_name(app))
-        if deployer is not None:
-            self.send(deployer, Reconsider())
-
-    def _known_app(self, message: Any, sender: Any) -> bool:
-        if message.app in self.apps:
-            return True
-        known = ", ".join(self.apps) or "none"
-        error = f"no application {message.app!r} (configured: {known})"
-        self.send(sender, Reply(message.request_id, error=error))
-        return False
-
-    def _forward(self, name: str, message: Any, sender: Any) -> None:
+    def receiveMsg_Request(self, message: Request, sender: Any) -> None:
+        """Every other request goes to the child its route names (see ROUTES)."""
+        route = ROUTES.get(type(message))
+        if route is None:
+            error = f"no route for {type(message).__name__}"
+            self.send(sender, Reply(message.request_id, error=error))
+            return
+        if route.per_app and message.app not in self.apps:
+            known = ", ".join(self.apps) or "none"
+            error = f"no application {message.app!r} (configured: {known})"
+            self.send(sender, Reply(message.request_id, error=error))
+            return
+        name = route.to or deployer_name(message.app)
         target = self.child(name)
         if target is None:
             self.send(sender, Reply(message.request_id, error=f"{name} is restarting; try again"))
             return
+        if route.reconsider:  # the app's Deployer is told once the change is stored
+            message = replace(message, deployer=self.child(deployer_name(message.app)))
         self.send(target, replace(message, reply_to=sender))
 
     # -- deliberate stop -------------------------------------------------------------------------

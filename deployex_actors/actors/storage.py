@@ -1,8 +1,9 @@
-"""Storage: the only writer of the durable state, and the gateway to the release bucket.
+"""Storage: the only writer of the durable state (SQLite: history, ghosts, modes, journal).
 
-Deployers ask it to read current.json and to prepare a release (download + safe unpack + promote
-to the sname's current/ folder); slow bucket work happens here, off the Deployers' path. Front
-ends query it for history and the journal. Every failure becomes an `error` string in the reply.
+Deployers read their app's mode and ghosts here and record versions and ghosts; every actor
+journals through it; front ends query history and the journal. It never touches the bucket (each
+Deployer's Fetcher does), so a slow bucket never delays a journal write or a query. Every failure
+becomes an `error` string in the reply.
 
 When the database cannot be written (a full disk), journal entries, version records and ghosts
 wait in a bounded memory buffer, in order, with the time they happened, and are written as soon
@@ -13,12 +14,9 @@ condition is in DeployEx's status meanwhile ("state database: disk full").
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from deployex_actors.actors.base import DeployexActor
@@ -28,10 +26,9 @@ from deployex_actors.actors.messages import (
     Ghost,
     GhostsQuery,
     Journal,
-    PrepareRelease,
     ReadDesired,
+    Reconsider,
     RecordVersion,
-    ReleasePrepared,
     Reply,
     SetMode,
     StartStorage,
@@ -69,15 +66,7 @@ class Storage(DeployexActor):
         self.catalog = Catalog.from_config(message.config)
         self.state = StateStore(self.catalog.state_db)
 
-    @property
-    def releases(self) -> Any:
-        if self._releases is None:
-            from deployex_actors.releases import release_store  # the SDKs load on first use
-
-            self._releases = release_store(self.config)
-        return self._releases
-
-    # -- bucket ----------------------------------------------------------------------------------
+    # -- what a Deployer should run ------------------------------------------------------------
 
     def receiveMsg_ReadDesired(self, message: ReadDesired, sender: Any) -> None:
         app = message.app
@@ -85,51 +74,17 @@ class Storage(DeployexActor):
         ghosts = tuple(g.version for g in self.state.ghosts(app))
         history = self.state.versions(app)
         last_good = next((v.version for v in history if v.version not in ghosts), None)
+        reply = DesiredRead(app, mode="automatic", ghosts=ghosts, last_good=last_good)
         if mode.mode == "manual":
             record = next((v for v in history if v.version == mode.pinned_version), None)
-            reply = DesiredRead(
-                app,
-                mode.pinned_version,
-                record.hash if record else None,
-                tuple(record.pre_commands) if record else (),
-                "manual",
-                ghosts,
+            reply = replace(
+                reply,
+                version=mode.pinned_version,
+                hash=record.hash if record else None,
+                pre_commands=tuple(record.pre_commands) if record else (),
+                mode="manual",
             )
-        else:
-            try:
-                release = self.releases.read_current(app)
-            except DeployexError as exc:
-                reply = DesiredRead(app, mode="automatic", ghosts=ghosts, error=str(exc))
-            else:
-                pre = tuple(release.pre_commands)
-                reply = DesiredRead(app, release.version, release.hash, pre, "automatic", ghosts)
-        self.send(sender, replace(reply, last_good=last_good))
-
-    def receiveMsg_PrepareRelease(self, message: PrepareRelease, sender: Any) -> None:
-        error = None
-        try:
-            self._prepare(message.app, message.sname, message.version)
-        except DeployexError as exc:
-            error = str(exc)
-        except OSError as exc:
-            error = f"cannot prepare {message.sname}: {exc}"
-        self.send(sender, ReleasePrepared(message.app, message.sname, message.version, error))
-
-    def _prepare(self, app: str, sname: str, version: str) -> None:
-        from deployex_actors.releases import safe_unpack
-
-        new = self.catalog.new_dir(app, sname)
-        current = self.catalog.current_dir(app, sname)
-        shutil.rmtree(new, ignore_errors=True)
-        new.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=new.parent, prefix=".download-") as scratch:
-            tarball = self.releases.download(app, version, Path(scratch))
-            safe_unpack(tarball.path, new)
-        previous = self.catalog.previous_dir(app, sname)
-        if current.exists():
-            shutil.rmtree(previous, ignore_errors=True)
-            current.rename(previous)
-        new.rename(current)
+        self.send(sender, reply)
 
     # -- durable state ---------------------------------------------------------------------------
 
@@ -230,6 +185,8 @@ class Storage(DeployexActor):
         self._journal("unghosted", f"{what} removed from the ghost list ({removed})",
                       message.actor, message.app)  # fmt: skip
         self.send(message.reply_to or sender, Reply(message.request_id, removed))
+        if message.deployer is not None:
+            self.send(message.deployer, Reconsider())
 
     def receiveMsg_SetMode(self, message: SetMode, sender: Any) -> None:
         try:
@@ -238,6 +195,8 @@ class Storage(DeployexActor):
             self.send(message.reply_to or sender, Reply(message.request_id, error=str(exc)))
             return
         self.send(message.reply_to or sender, Reply(message.request_id, message.version or "auto"))
+        if message.deployer is not None:
+            self.send(message.deployer, Reconsider())
 
     def _set_mode(self, message: SetMode) -> None:
         app, version = message.app, message.version
@@ -248,11 +207,10 @@ class Storage(DeployexActor):
         if self.state.is_ghosted(app, version):
             raise DeployexError(f"{app} {version} is ghosted; remove it from the ghosts first")
         known = {v.version for v in self.state.versions(app)}
-        if version not in known and version not in self.releases.list_versions(app):
-            raise DeployexError(
-                f"{app} {version} is neither in the history nor in the bucket "
-                f"({tarball_key(app, version)} is missing)"
-            )
+        if version not in known and not message.in_bucket:
+            where = message.bucket_error or f"{tarball_key(app, version)} is missing"
+            raise DeployexError(f"{app} {version} is neither in the history nor in the bucket "
+                                f"({where})")  # fmt: skip
         self.state.set_mode(app, AppMode("manual", version))
         self._journal("mode", f"manual: pinned to {version}", message.actor, app)
 

@@ -255,7 +255,7 @@ class Watchdog(DeployexActor):
             return
         self._journal("watchdog_restart", f"restarting {sname}: {reason}", app, sname)
         # Through the root and the app's Deployer, like an operator's restart.
-        command = RestartCommand(uuid.uuid4().hex, app, sname, "watchdog", self.myAddress, reason)
+        command = RestartCommand(uuid.uuid4().hex, app, sname, "watchdog", reason=reason)
         self.send(self.root, command)
 
     def receiveMsg_Reply(self, message: Reply, sender: Any) -> None:

@@ -1,0 +1,97 @@
+"""Fetcher: one per Deployer, its app's only door to the release bucket.
+
+It reads current.json, lists the bucket's versions for a pin, and prepares a release (download,
+safe unpack, promotion to the sname's `current/` folder). A bucket can take its client's whole
+timeout to answer (S3 or GCS slow or unreachable); that wait happens here, in a mailbox of its
+own, so it never holds up Storage's journal writes, the front ends' queries, or another app.
+Every failure becomes an `error` string in the reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from deployex_actors.actors.base import DeployexActor
+from deployex_actors.actors.messages import (
+    CurrentRead,
+    PrepareRelease,
+    ReadCurrent,
+    ReleasePrepared,
+    SetMode,
+    StartFetcher,
+)
+from deployex_actors.catalog import Catalog
+from deployex_actors.config import Config
+from deployex_actors.errors import DeployexError
+
+log = logging.getLogger(__name__)
+
+
+class Fetcher(DeployexActor):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config: Config | None = None
+        self.catalog: Catalog | None = None
+        self._releases: Any = None
+
+    def receiveMsg_StartFetcher(self, message: StartFetcher, sender: Any) -> None:
+        self.config = message.config
+        self.catalog = Catalog.from_config(message.config)
+
+    @property
+    def releases(self) -> Any:
+        if self._releases is None:
+            from deployex_actors.releases import release_store  # the SDKs load on first use
+
+            self._releases = release_store(self.config)
+        return self._releases
+
+    def receiveMsg_ReadCurrent(self, message: ReadCurrent, sender: Any) -> None:
+        try:
+            release = self.releases.read_current(message.app)
+        except DeployexError as exc:
+            reply = CurrentRead(message.app, error=str(exc))
+        else:
+            pre = tuple(release.pre_commands)
+            reply = CurrentRead(message.app, release.version, release.hash, pre)
+        self.send(sender, reply)
+
+    def receiveMsg_SetMode(self, message: SetMode, sender: Any) -> None:
+        """A pin is checked against the bucket too: a version never deployed here may be there."""
+        try:
+            in_bucket = message.version in self.releases.list_versions(message.app)
+        except DeployexError as exc:
+            self.send(sender, replace(message, bucket_checked=True, bucket_error=str(exc)))
+            return
+        self.send(sender, replace(message, bucket_checked=True, in_bucket=in_bucket))
+
+    def receiveMsg_PrepareRelease(self, message: PrepareRelease, sender: Any) -> None:
+        error = None
+        try:
+            self._prepare(message.app, message.sname, message.version)
+        except DeployexError as exc:
+            error = str(exc)
+        except OSError as exc:
+            error = f"cannot prepare {message.sname}: {exc}"
+        self.send(sender, ReleasePrepared(message.app, message.sname, message.version, error))
+
+    def _prepare(self, app: str, sname: str, version: str) -> None:
+        from deployex_actors.releases import safe_unpack
+
+        new = self.catalog.new_dir(app, sname)
+        current = self.catalog.current_dir(app, sname)
+        shutil.rmtree(new, ignore_errors=True)
+        new.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=new.parent, prefix=".download-") as scratch:
+            tarball = self.releases.download(app, version, Path(scratch))
+            safe_unpack(tarball.path, new)
+        previous = self.catalog.previous_dir(app, sname)
+        if current.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+            current.rename(previous)
+        new.rename(current)
