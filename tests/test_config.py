@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from deployex_actors.config import CONFIG_PATH_ENV, load_config, parse_config, resolve_config_path
+from deployex_actors.config import (
+    CONFIG_PATH_ENV,
+    Application,
+    Config,
+    load_config,
+    model,
+    parse_config,
+    resolve_config_path,
+)
 from deployex_actors.config.loader import DEFAULT_CONFIG_PATH
 from deployex_actors.errors import ConfigError
 
@@ -248,3 +259,107 @@ def test_unknown_application_lookup_lists_the_configured_ones() -> None:
 def test_the_longest_app_name_that_fits_node_and_file_names_is_accepted() -> None:
     config = parse_config(MINIMAL + "applications:\n  - name: " + "a" * 183 + "\n")
     assert config.applications[0].name == "a" * 183
+
+
+# -- the loader's defaults and checks are the model's ---------------------------------------------
+
+EVERY_RECORD = """\
+release_adapter: s3
+release_bucket: b
+secrets_adapter: aws
+secrets_path: s
+monitoring: [{type: memory}]
+notifications: [{adapter: webhook, url: "http://hook"}]
+applications:
+  - name: plain
+  - name: full
+    replica_ports: [{key: PORT, base: 4000}]
+    env: [{key: K}]
+    readiness: {type: tcp}
+    certificates:
+      - {type: domains, domains: [a.example], dns_provider: route53, acme_provider: lets_encrypt}
+"""
+
+
+def _assert_model_defaults(record: Any, given: set[str]) -> None:
+    """Every field of `record` not in `given` holds exactly the default its dataclass declares."""
+    for f in fields(record):
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        if f.name in given or default is MISSING or not f.metadata.get("yaml", True):
+            continue
+        assert getattr(record, f.name) == default, f"{type(record).__name__}.{f.name}"
+
+
+def test_every_default_the_loader_gives_is_the_models() -> None:
+    config = parse_config(EVERY_RECORD)
+    plain, full = config.applications
+    top = {"release_adapter", "secrets_adapter", "release_bucket", "secrets_path"}
+    records = [  # each with the keys the YAML gives
+        (config, top | {"monitoring", "notifications", "applications"}),
+        (plain, {"name"}),
+        (config.monitoring[0], {"type"}),
+        (config.notifications[0], {"adapter", "url"}),
+        (full.replica_ports[0], {"key", "base"}),
+        (full.env[0], {"key"}),
+        (full.readiness, {"type"}),
+        (full.certificates[0], {"type", "domains", "dns_provider", "acme_provider"}),
+    ]
+    for record, given in records:
+        _assert_model_defaults(record, given)
+    # every dataclass of the model was looked at, so a new one cannot be left out
+    assert {type(r) for r, _ in records} == {
+        cls for _, cls in inspect.getmembers(model, inspect.isclass) if is_dataclass(cls)
+    }
+
+
+def test_local_adapter_defaults_are_the_models_local_ones() -> None:
+    config = parse_config(MINIMAL)
+    local = {
+        f.name: f.metadata["local_default"] for f in fields(Config) if "local_default" in f.metadata
+    }
+    assert local  # the paths
+    assert {name: getattr(config, name) for name in local} == local
+    assert config.release_bucket == Config("local", "env").release_bucket
+
+
+def _values_the_model_refuses() -> list[tuple[str, str]]:
+    """(YAML, expected problem) for each bound and each set of allowed values that the model
+    gives a field of the top level or of an application."""
+    cases = []
+    for cls, prefix in ((Config, ""), (Application, "applications:\n  - name: a\n    ")):
+        for f in fields(cls):
+            meta, key = f.metadata, f.name
+            given = MINIMAL.replace(f"{key}:", "was:") + prefix + key  # the key once, last
+            if meta.get("minimum") is not None:
+                low = meta["minimum"]
+                cases.append(
+                    (f"{given}: {low - 1}\n", f"{key}: {low - 1} is below the minimum {low}")
+                )
+            if meta.get("maximum") is not None:
+                high = meta["maximum"]
+                cases.append(
+                    (f"{given}: {high + 1}\n", f"{key}: {high + 1} is above the maximum {high}")
+                )
+            if meta.get("choices"):
+                allowed = ", ".join(meta["choices"])
+                cases.append((f"{given}: z\n", f"{key}: 'z' is not one of {allowed}"))
+    return cases
+
+
+@pytest.mark.parametrize(("yaml_text", "expected"), _values_the_model_refuses())
+def test_bounds_and_allowed_values_come_from_the_model(yaml_text: str, expected: str) -> None:
+    problems = problems_of(yaml_text)
+    assert any(p.endswith(expected) for p in problems), problems
+
+
+def test_an_entry_with_a_bad_type_has_its_other_keys_checked_too() -> None:
+    problems = problems_of(
+        MINIMAL + "monitoring:\n  - {type: cpu, enable_restart: maybe}\n"
+        "applications:\n  - name: a\n    readiness: {type: ping, timeout_ms: 0}\n"
+    )
+    assert problems == [
+        "monitoring[0].type: 'cpu' is not one of memory, atom, process, port",
+        "monitoring[0].enable_restart: 'maybe' is not true or false",
+        "applications[0].readiness.type: 'ping' is not one of tcp, http, otp",
+        "applications[0].readiness.timeout_ms: 0 is below the minimum 1",
+    ]

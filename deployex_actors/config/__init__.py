@@ -6,27 +6,13 @@ from deployex_actors.config.loader import (
     parse_config,
     resolve_config_path,
 )
-from deployex_actors.config.model import (
-    Application,
-    Certificate,
-    Config,
-    EnvVar,
-    Monitoring,
-    Notification,
-    Readiness,
-    ReplicaPort,
-)
+from deployex_actors.config.model import Application, Config, Monitoring
 
 __all__ = [
     "CONFIG_PATH_ENV",
     "Application",
-    "Certificate",
     "Config",
-    "EnvVar",
     "Monitoring",
-    "Notification",
-    "Readiness",
-    "ReplicaPort",
     "load_config",
     "parse_config",
     "resolve_config_path",

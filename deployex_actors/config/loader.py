@@ -3,6 +3,10 @@
 Every problem names its key path, the value met and what is allowed, e.g.
 `applications[1].monitoring[0].type: 'disk' is not one of atom, process, port`. All problems of a
 file are collected and raised together as one `ConfigError`; unknown keys are only warnings.
+
+The defaults, types, allowed values and bounds are not restated here: they are read from the fields
+of the dataclasses in `model.py` (their defaults, type hints and `checked` metadata). What stays
+here is how each kind of value is checked, and the rules that tie several keys together.
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, Field, fields, is_dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -25,9 +31,7 @@ CONFIG_PATH_ENV = "DEPLOYEX_CONFIG_YAML_PATH"
 # The demo configuration of a source checkout; used when neither --config nor the env var is set.
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "local.yaml"
 
-_APP_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MISSING = object()
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # environment variables and app names
 
 
 def resolve_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -68,9 +72,48 @@ def parse_config(text: str, source: Path | None = None) -> model.Config:
         raise ConfigError(f"{where}invalid YAML: {at}{problem}") from None
     reader = _Reader()
     config = reader.config(raw, source)
-    if reader.problems:
+    if config is None:
         raise ConfigError([f"{where}{p}" for p in reader.problems])
     return config
+
+
+# -- what the model's fields say -------------------------------------------------------------------
+
+
+@cache
+def _fields(cls: type) -> tuple[tuple[Field[Any], Any], ...]:
+    """The fields read from YAML, with their types resolved (model.py's are strings)."""
+    hints = get_type_hints(cls)
+    return tuple((f, hints[f.name]) for f in fields(cls) if f.metadata.get("yaml", True))
+
+
+def _default(f: Field[Any]) -> Any:
+    """The field's default (a fresh one from its factory), or MISSING when the key is required."""
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def _shape(hint: Any) -> tuple[Any, bool]:
+    """The type a value must have, and whether YAML null is a value of its own (`X | None`)."""
+    args = get_args(hint)
+    if type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return hint, False
+
+
+def _at(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _wrong_value(value: Any, meta: Mapping[str, Any]) -> str | None:
+    """What is wrong with a value (of the right type) by the field's `checked` metadata; for a list
+    of strings, with one item of it."""
+    if meta.get("choices") and value not in meta["choices"]:
+        return f"{_show(value)} is not one of {', '.join(meta['choices'])}"
+    if meta.get("minimum") is not None and value < meta["minimum"]:
+        return f"{value} is below the minimum {meta['minimum']}"
+    if meta.get("maximum") is not None and value > meta["maximum"]:
+        return f"{value} is above the maximum {meta['maximum']}"
+    return _FORMS[meta["form"]](value) if "form" in meta else None
 
 
 def _show(value: Any) -> str:
@@ -81,8 +124,58 @@ def _show(value: Any) -> str:
     )
 
 
-def _one_of(choices: Sequence[str]) -> str:
-    return ", ".join(choices)
+def _wrong_type(value: Any, kind: type, choices: Sequence[str]) -> str | None:
+    """What is wrong with a YAML value that should be of `kind`, if anything."""
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"{_show(value)} is not an integer"
+    if kind is bool and not isinstance(value, bool):
+        return f"{_show(value)} is not true or false"
+    if kind is str and not isinstance(value, str):
+        return f"{_show(value)} is not a string"
+    if kind is str and choices and value not in choices:
+        return f"{_show(value)} is not one of {', '.join(choices)}"
+    if kind in (list, dict) and not isinstance(value, kind):
+        return f"{_show(value)} is not {'a list' if kind is list else 'a mapping'}"
+    return None
+
+
+# -- name formats (`form` in the model) ------------------------------------------------------------
+
+
+def _env_name(value: Any) -> str | None:
+    if isinstance(value, str) and _NAME_RE.match(value):
+        return None
+    return f"{_show(value)} is not a valid environment variable name"
+
+
+def _app_name(name: str) -> str | None:
+    if not _NAME_RE.match(name):
+        return f"{_show(name)} is not a valid app name (letters, digits and _; no '-')"
+    if len(name) > model.MAX_APP_NAME:
+        return (
+            f"{len(name)} characters is too long for an app name: at most "
+            f"{model.MAX_APP_NAME} (it goes into Erlang node names and file names)"
+        )
+    return None
+
+
+def _folder_name(name: str) -> str | None:
+    """A folder of the release bucket: one path component that a file system takes."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        return f"{_show(name)} is not a folder name (no '/', not empty)"
+    if len(name.encode()) > model.MAX_FILE_NAME:
+        return (
+            f"{len(name.encode())} bytes is too long: at most {model.MAX_FILE_NAME} (it "
+            "is a folder of the release bucket)"
+        )
+    return None
+
+
+_FORMS: dict[str, Callable[[Any], str | None]] = {
+    "env_name": _env_name,
+    "app_name": _app_name,
+    "folder_name": _folder_name,
+}
 
 
 class _Reader:
@@ -91,370 +184,189 @@ class _Reader:
     def __init__(self) -> None:
         self.problems: list[str] = []
         self.warnings: list[str] = []
-
-    # -- primitives ------------------------------------------------------------------------------
+        self.checks: dict[type, Callable[[dict[str, Any], str], None]] = {
+            model.Application: self.check_application,
+            model.Notification: self.check_notification,
+        }
 
     def problem(self, path: str, message: str) -> None:
         self.problems.append(f"{path}: {message}")
 
-    def mapping(self, raw: Any, path: str) -> dict[str, Any] | None:
-        if isinstance(raw, dict):
-            return raw
-        self.problem(path or "(top level)", f"{_show(raw)} is not a mapping of keys to values")
-        return None
-
-    def warn_unknown(self, raw: dict[str, Any], path: str, known: Sequence[str]) -> None:
-        for key in raw:
-            if key not in known:
-                at = f"{path}.{key}" if path else str(key)
-                self.warnings.append(f"{at}: unknown key, ignored")
+    # -- one value -------------------------------------------------------------------------------
 
     def take(
-        self,
-        raw: dict[str, Any],
-        path: str,
-        key: str,
-        kind: type,
-        default: Any = _MISSING,
-        *,
-        choices: Sequence[str] = (),
-        minimum: int | None = None,
-        maximum: int | None = None,
-        nullable: bool = False,
+        self, value: Any, at: str, kind: type, default: Any, choices: Sequence[str], nullable: bool
     ) -> Any:
-        at = f"{path}.{key}" if path else key
-        value = raw.get(key, _MISSING)
-        if value is _MISSING or (value is None and not nullable):
-            if default is _MISSING:
-                allowed = f"; must be one of {_one_of(choices)}" if choices else ""
+        """`value` if it is a `kind`, else the default; a wrong type, or a missing value without a
+        default, is a problem too. Null is missing, unless the field is `X | None` (nullable)."""
+        fallback = None if default is MISSING else default
+        if value is MISSING or (value is None and not nullable):
+            if default is MISSING:
+                allowed = f"; must be one of {', '.join(choices)}" if choices else ""
                 self.problem(at, f"missing{allowed}")
-            return None if default is _MISSING else default
+            return fallback
         if value is None:
             return None
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            self.problem(at, f"{_show(value)} is not an integer")
-            return default if default is not _MISSING else None
-        if kind is bool and not isinstance(value, bool):
-            self.problem(at, f"{_show(value)} is not true or false")
-            return default if default is not _MISSING else None
-        if kind is str:
-            if isinstance(value, int | float) and not isinstance(value, bool) and not choices:
-                value = str(value)  # `version: 1.2` or `otp_version: 28` style scalars
-            if not isinstance(value, str):
-                self.problem(at, f"{_show(value)} is not a string")
-                return default if default is not _MISSING else None
-            if choices and value not in choices:
-                self.problem(at, f"{_show(value)} is not one of {_one_of(choices)}")
-                return default if default is not _MISSING else None
-        if kind in (list, dict) and not isinstance(value, kind):
-            noun = "a list" if kind is list else "a mapping"
-            self.problem(at, f"{_show(value)} is not {noun}")
-            return default if default is not _MISSING else None
-        if kind is int:
-            if minimum is not None and value < minimum:
-                self.problem(at, f"{value} is below the minimum {minimum}")
-            if maximum is not None and value > maximum:
-                self.problem(at, f"{value} is above the maximum {maximum}")
+        if kind is str and isinstance(value, int | float) and not isinstance(value, bool):
+            value = value if choices else str(value)  # `version: 1.2` or `otp_version: 28` style
+        wrong = _wrong_type(value, kind, choices)
+        if wrong:
+            self.problem(at, wrong)
+            return fallback
         return value
 
-    def items(
-        self, raw: dict[str, Any], path: str, key: str, read: Callable[[Any, str], Any]
-    ) -> tuple[Any, ...]:
-        at = f"{path}.{key}" if path else key
-        value = raw.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            self.problem(at, f"{_show(value)} is not a list")
-            return ()
-        out = (read(item, f"{at}[{i}]") for i, item in enumerate(value))
-        return tuple(x for x in out if x is not None)
+    def value(
+        self, raw: Any, at: str, f: Field[Any], hint: Any, default: Any, types: Sequence[str]
+    ) -> Any:
+        """The YAML value of field `f` (MISSING if absent), read the way the field's type hint and
+        metadata say; `types`, when given, replace the allowed values (an entry's `type`,
+        restricted by the list it is in)."""
+        kind, nullable = _shape(hint)
+        if get_origin(kind) is tuple:
+            return self.listed(raw, at, f, get_args(kind)[0], default)
+        if is_dataclass(kind):
+            return default if raw in (MISSING, None) else self.entry(kind, raw, at)
+        if f.metadata.get("form") == "scalar":
+            return self.scalar(raw, at, default)
+        choices = types or f.metadata.get("choices", ())
+        value = self.take(raw, at, get_origin(kind) or kind, default, choices, nullable)
+        wrong = _wrong_value(value, f.metadata) if value is not None else None
+        if wrong:
+            self.problem(at, wrong)
+        return value
 
-    # -- sections --------------------------------------------------------------------------------
+    def scalar(self, value: Any, at: str, default: str) -> str:
+        """Any YAML scalar as text, the way upstream's YAML-to-environment conversion writes it."""
+        if value in (MISSING, None):
+            return default
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float | str):
+            return str(value)
+        self.problem(at, f"{_show(value)} is not a scalar")
+        return default
 
-    def config(self, raw: Any, source: Path | None) -> model.Config:
+    def listed(self, raw: Any, at: str, f: Field[Any], of: type, default: Any) -> Any:
+        """A list field: entries of a dataclass, or strings checked by `choices` / `form`."""
+        raw = self.take(raw, at, list, default, (), False)
+        if not isinstance(raw, list):
+            return raw  # the default, or None for a required list that is missing
+        types = f.metadata.get("types", ())
+        if is_dataclass(of):
+            read = (self.entry(of, x, f"{at}[{i}]", types) for i, x in enumerate(raw))
+            entries = tuple(x for x in read if x is not None)
+            self.check_unique_types(entries, at, types)
+            return entries
+        out = []
+        for i, x in enumerate(raw):
+            wrong = _wrong_value(x, f.metadata)
+            if wrong:
+                self.problem(f"{at}[{i}]", wrong)
+            else:
+                out.append(str(x))
+        return tuple(out)
+
+    # -- one mapping -----------------------------------------------------------------------------
+
+    def fields_of(
+        self, cls: type, raw: Any, path: str, defaults: dict[str, Any], types: Sequence[str] = ()
+    ) -> dict[str, Any] | None:
+        """Every field of `cls` from a YAML mapping; defaults in `defaults` replace the model's."""
+        if not isinstance(raw, dict):
+            self.problem(path or "(top level)", f"{_show(raw)} is not a mapping of keys to values")
+            return None
+        own = [(f, hint) for f, hint in _fields(cls) if "rest" not in f.metadata]
+        names = [f.name for f, _ in own]
+        rest = [f.name for f, _ in _fields(cls) if "rest" in f.metadata]
+        # a field that keeps the keys no other field names: they are not unknown then
+        values = {name: {k: v for k, v in raw.items() if k not in names} for name in rest}
+        if not rest:
+            self.warnings += [
+                f"{_at(path, k)}: unknown key, ignored" for k in raw if k not in names
+            ]
+        for f, hint in own:
+            default = defaults.get(f.name, _default(f))
+            choices = types if f.name == "type" else ()
+            at, value = _at(path, f.name), raw.get(f.name, MISSING)
+            values[f.name] = self.value(value, at, f, hint, default, choices)
+        for f, _ in own:
+            other, mine = f.metadata.get("not_above"), values[f.name]
+            if other and mine is not None and values[other] is not None and mine > values[other]:
+                self.problem(_at(path, f.name), f"{mine} is above {other} {values[other]}")
+        return values
+
+    def entry(self, cls: type, raw: Any, path: str, types: Sequence[str] = ()) -> Any:
+        """One entry of a list (or the readiness mapping); None when it lacks a required key."""
+        values = self.fields_of(cls, raw, path, {}, types)
+        if values is None:
+            return None
+        if cls in self.checks:
+            self.checks[cls](values, path)
+        required = [f.name for f in fields(cls) if _default(f) is MISSING]
+        if any(values[name] is None or values[name] in ("", 0) for name in required):
+            return None
+        return cls(**values)
+
+    # -- rules across keys -----------------------------------------------------------------------
+
+    def config(self, raw: Any, source: Path | None) -> model.Config | None:
+        """The whole file; None when it has problems. The adapters decide some defaults (upstream's
+        local roots) and which keys are required."""
         if raw is None:
             self.problem("(top level)", "the file is empty; expected a mapping of keys")
-            return model.Config("local", "env")
-        top = self.mapping(raw, "")
-        if top is None:
-            return model.Config("local", "env")
-        fields = model.Config.__dataclass_fields__
-        self.warn_unknown(top, "", [f for f in fields if f not in ("source", "warnings")])
-        release_adapter = self.take(top, "", "release_adapter", str, choices=model.RELEASE_ADAPTERS)
-        secrets_adapter = self.take(top, "", "secrets_adapter", str, choices=model.SECRETS_ADAPTERS)
-        paths = model.LOCAL_PATHS if release_adapter == "local" else model.PRODUCTION_PATHS
-        values: dict[str, Any] = {
-            "account_name": self.account_name(top),
-            "hostname": self.take(top, "", "hostname", str, "localhost"),
-            "port": self.take(top, "", "port", int, 5001, minimum=1, maximum=65535),
-            "release_bucket": self.take(top, "", "release_bucket", str, None),
-            "release_endpoint_url": self.take(top, "", "release_endpoint_url", str, None),
-            "secrets_endpoint_url": self.take(top, "", "secrets_endpoint_url", str, None),
-            "actor_system_port": self.take(
-                top, "", "actor_system_port", int, 1901, minimum=1, maximum=65535
-            ),
-            "multi_host": self.take(top, "", "multi_host", bool, False),
-            "dashboard_enabled": self.take(top, "", "dashboard_enabled", bool, True),
-            "watchdog_interval_ms": self.take(
-                top, "", "watchdog_interval_ms", int, 1_000, minimum=100
-            ),
-            "secrets_path": self.take(top, "", "secrets_path", str, None),
-            "aws_region": self.take(top, "", "aws_region", str, None),
-            "google_credentials": self.take(top, "", "google_credentials", str, None),
-            "otp_tls_certificates": self.take(top, "", "otp_tls_certificates", str, None),
-            "version": self.take(top, "", "version", str, None),
-            "otp_version": self.take(top, "", "otp_version", int, None, minimum=1),
-            "os_target": self.take(top, "", "os_target", str, None),
-            "install_path": self.take(top, "", "install_path", str, "/opt/deployex"),
-            "metrics_retention_time_ms": self.take(
-                top, "", "metrics_retention_time_ms", int, 3_600_000, minimum=1000
-            ),
-            "logs_retention_time_ms": self.take(
-                top, "", "logs_retention_time_ms", int, 3_600_000, minimum=0, nullable=True
-            ),
-            "monitoring": self.monitoring_list(top, "", model.HOST_MONITORING_TYPES),
-            "notifications": self.items(top, "", "notifications", self.notification),
-            "applications": self.items(top, "", "applications", self.application),
+            return None
+        local = isinstance(raw, dict) and raw.get("release_adapter") == "local"
+        defaults = {
+            f.name: f.metadata["local_default"]
+            for f in fields(model.Config)
+            if local and "local_default" in f.metadata
         }
-        for key, default in paths.items():
-            values[key] = self.take(top, "", key, str, default)
+        # read without a default, to tell a missing bucket from the local adapter's default one
+        values = self.fields_of(model.Config, raw, "", {**defaults, "release_bucket": None})
+        if values is None:
+            return None
+        adapter, secrets = values["release_adapter"], values["secrets_adapter"]
         if values["release_bucket"] is None:
-            if release_adapter in ("s3", "gcp-storage"):
-                self.problem(
-                    "release_bucket", f"missing; required by release_adapter {release_adapter}"
-                )
-            values["release_bucket"] = model.LOCAL_BUCKET
-        if secrets_adapter in ("aws", "gcp") and not values["secrets_path"]:
-            self.problem("secrets_path", f"missing; required by secrets_adapter {secrets_adapter}")
+            del values["release_bucket"]
+            if adapter in ("s3", "gcp-storage"):
+                self.problem("release_bucket", f"missing; required by release_adapter {adapter}")
+        if secrets in ("aws", "gcp") and not values["secrets_path"]:
+            self.problem("secrets_path", f"missing; required by secrets_adapter {secrets}")
         self.check_applications(values["applications"], values["port"])
-        return model.Config(
-            release_adapter=release_adapter or "local",
-            secrets_adapter=secrets_adapter or "env",
-            source=source,
-            warnings=tuple(self.warnings),
-            **values,
-        )
+        if self.problems:
+            return None
+        return model.Config(**values, source=source, warnings=tuple(self.warnings))
 
-    def monitoring_list(
-        self, raw: dict[str, Any], path: str, types: Sequence[str]
-    ) -> tuple[model.Monitoring, ...]:
-        entries = self.items(
-            raw, path, "monitoring", lambda item, at: self.monitor(item, at, types)
-        )
+    def check_unique_types(self, entries: tuple[Any, ...], at: str, types: Sequence[str]) -> None:
+        """A list with `types` (a watch list) names each type once: one entry says what to do."""
         seen: set[str] = set()
-        for i, entry in enumerate(entries):
+        for i, entry in enumerate(entries if types else ()):
             if entry.type in seen:
-                at = f"{path}.monitoring[{i}]" if path else f"monitoring[{i}]"
-                self.problem(f"{at}.type", f"{entry.type!r} is listed twice")
+                self.problem(f"{at}[{i}].type", f"{entry.type!r} is listed twice")
             seen.add(entry.type)
-        return entries
 
-    def monitor(self, raw: Any, path: str, types: Sequence[str]) -> model.Monitoring | None:
-        item = self.mapping(raw, path)
-        if item is None:
-            return None
-        self.warn_unknown(item, path, model.Monitoring.__dataclass_fields__)
-        kind = self.take(item, path, "type", str, choices=types)
-        warning = self.take(
-            item, path, "warning_threshold_percent", int, 75, minimum=1, maximum=100
-        )
-        restart = self.take(
-            item, path, "restart_threshold_percent", int, 90, minimum=1, maximum=100
-        )
-        if warning is not None and restart is not None and warning > restart:
-            self.problem(
-                f"{path}.warning_threshold_percent",
-                f"{warning} is above restart_threshold_percent {restart}",
-            )
-        if kind is None:
-            return None
-        return model.Monitoring(
-            type=kind,
-            enable_restart=self.take(item, path, "enable_restart", bool, True),
-            warning_threshold_percent=warning,
-            restart_threshold_percent=restart,
-        )
-
-    def notification(self, raw: Any, path: str) -> model.Notification | None:
-        item = self.mapping(raw, path)
-        if item is None:
-            return None
-        self.warn_unknown(item, path, model.Notification.__dataclass_fields__)
-        adapter = self.take(item, path, "adapter", str, choices=model.NOTIFICATION_ADAPTERS)
-        url = self.take(item, path, "url", str, None)
-        if adapter in ("webhook", "slack") and not url:
+    def check_notification(self, values: dict[str, Any], path: str) -> None:
+        """Each adapter needs where to deliver to."""
+        adapter = values["adapter"]
+        if adapter in ("webhook", "slack") and not values["url"]:
             self.problem(f"{path}.url", f"missing; required by adapter {adapter}")
-        events = self.take(item, path, "events", list, ["all"])
-        for i, event in enumerate(events or []):
-            if event not in model.NOTIFICATION_EVENTS:
-                self.problem(
-                    f"{path}.events[{i}]",
-                    f"{_show(event)} is not one of {_one_of(model.NOTIFICATION_EVENTS)}",
-                )
-        options = self.take(item, path, "options", dict, {})
-        if adapter == "pagerduty" and not (options or {}).get("routing_key"):
+        if adapter == "pagerduty" and not values["options"].get("routing_key"):
             self.problem(f"{path}.options.routing_key", "missing; required by adapter pagerduty")
-        if adapter is None:
-            return None
-        return model.Notification(
-            adapter=adapter,
-            url=url,
-            enabled=self.take(item, path, "enabled", bool, True),
-            events=tuple(str(e) for e in events or ()),
-            options=dict(options or {}),
-        )
 
-    def certificate(self, raw: Any, path: str) -> model.Certificate | None:
-        item = self.mapping(raw, path)
-        if item is None:
-            return None
-        kind = self.take(item, path, "type", str, choices=model.CERTIFICATE_TYPES)
-        domains = self.take(item, path, "domains", list)
-        dns = self.take(item, path, "dns_provider", str, choices=model.DNS_PROVIDERS)
-        acme = self.take(item, path, "acme_provider", str, choices=model.ACME_PROVIDERS)
-        importer = self.take(item, path, "importer", str, None, choices=model.CERTIFICATE_IMPORTERS)
-        if None in (kind, domains, dns, acme):
-            return None
-        named = ("type", "domains", "dns_provider", "acme_provider", "importer")
-        return model.Certificate(
-            type=kind,
-            domains=tuple(str(d) for d in domains),
-            dns_provider=dns,
-            acme_provider=acme,
-            importer=importer,
-            settings={k: v for k, v in item.items() if k not in named},
-        )
-
-    def application(self, raw: Any, path: str) -> model.Application | None:
-        item = self.mapping(raw, path)
-        if item is None:
-            return None
-        self.warn_unknown(item, path, model.Application.__dataclass_fields__)
-        name = self.take(item, path, "name", str)
-        if name is not None and not _APP_NAME_RE.match(name):
-            self.problem(
-                f"{path}.name",
-                f"{_show(name)} is not a valid app name (letters, digits and _; no '-')",
-            )
-        elif name is not None and len(name) > model.MAX_APP_NAME:
-            self.problem(
-                f"{path}.name",
-                f"{len(name)} characters is too long for an app name: at most "
-                f"{model.MAX_APP_NAME} (it goes into Erlang node names and file names)",
-            )
-        app = model.Application(
-            name=name or "",
-            language=self.take(item, path, "language", str, "elixir", choices=model.LANGUAGES),
-            replicas=self.take(item, path, "replicas", int, 3, minimum=1, maximum=100),
-            deploy_rollback_timeout_ms=self.take(
-                item, path, "deploy_rollback_timeout_ms", int, 600_000, minimum=1000
-            ),
-            deploy_schedule_interval_ms=self.take(
-                item, path, "deploy_schedule_interval_ms", int, 5_000, minimum=100
-            ),
-            replica_ports=self.items(item, path, "replica_ports", self.replica_port),
-            env=self.items(item, path, "env", self.env_var),
-            monitoring=self.monitoring_list(item, path, model.APP_MONITORING_TYPES),
-            certificates=self.items(item, path, "certificates", self.certificate),
-            ready_after_ms=self.take(item, path, "ready_after_ms", int, 30_000, minimum=0),
-            restart_backoff_base_ms=self.take(
-                item, path, "restart_backoff_base_ms", int, 2_000, minimum=0
-            ),
-            restart_backoff_max_ms=self.take(
-                item, path, "restart_backoff_max_ms", int, 300_000, minimum=0
-            ),
-            readiness=self.readiness(item.get("readiness"), f"{path}.readiness"),
-            env_passthrough=self.items(item, path, "env_passthrough", self.env_name),
-        )
-        if app.readiness and app.readiness.type in ("tcp", "http") and not app.replica_ports:
-            self.problem(f"{path}.readiness.type", f"{app.readiness.type!r} needs replica_ports")
-        port_keys = [p.key for p in app.replica_ports]
-        if app.readiness and app.readiness.port and app.readiness.port not in port_keys:
+    def check_application(self, values: dict[str, Any], path: str) -> None:
+        """A readiness check must have a port to check."""
+        readiness, port_keys = values["readiness"], [p.key for p in values["replica_ports"]]
+        if readiness and readiness.type in ("tcp", "http") and not port_keys:
+            self.problem(f"{path}.readiness.type", f"{readiness.type!r} needs replica_ports")
+        if readiness and readiness.port and readiness.port not in port_keys:
             self.problem(
                 f"{path}.readiness.port",
-                f"{app.readiness.port!r} is not one of the replica_ports keys "
+                f"{readiness.port!r} is not one of the replica_ports keys "
                 f"({', '.join(port_keys) or 'none'})",
             )
-        if app.restart_backoff_base_ms > app.restart_backoff_max_ms:
-            self.problem(
-                f"{path}.restart_backoff_base_ms",
-                f"{app.restart_backoff_base_ms} is above restart_backoff_max_ms "
-                f"{app.restart_backoff_max_ms}",
-            )
-        return app if name else None
-
-    def account_name(self, top: dict[str, Any]) -> str:
-        """A folder of the release bucket: one path component that a file system takes."""
-        name = self.take(top, "", "account_name", str, "local")
-        if name in ("", ".", "..") or "/" in name or "\0" in name:
-            self.problem("account_name", f"{_show(name)} is not a folder name (no '/', not empty)")
-        elif len(name.encode()) > model.MAX_FILE_NAME:
-            self.problem(
-                "account_name",
-                f"{len(name.encode())} bytes is too long: at most {model.MAX_FILE_NAME} (it "
-                "is a folder of the release bucket)",
-            )
-        return name
-
-    def readiness(self, raw: Any, path: str) -> model.Readiness | None:
-        if raw is None:
-            return None
-        item = self.mapping(raw, path)
-        if item is None:
-            return None
-        self.warn_unknown(item, path, model.Readiness.__dataclass_fields__)
-        kind = self.take(item, path, "type", str, choices=model.READINESS_TYPES)
-        if kind is None:
-            return None
-        return model.Readiness(
-            type=kind,
-            path=self.take(item, path, "path", str, "/"),
-            port=self.take(item, path, "port", str, None),
-            timeout_ms=self.take(item, path, "timeout_ms", int, 1_000, minimum=1),
-            interval_ms=self.take(item, path, "interval_ms", int, 500, minimum=10),
-        )
-
-    def replica_port(self, raw: Any, path: str) -> model.ReplicaPort | None:
-        item = self.mapping(raw, path)
-        if item is None:
-            return None
-        self.warn_unknown(item, path, ("key", "base"))
-        key = self.take(item, path, "key", str)
-        base = self.take(item, path, "base", int, minimum=1, maximum=65535)
-        if key is not None and not _ENV_KEY_RE.match(key):
-            self.problem(f"{path}.key", f"{_show(key)} is not a valid environment variable name")
-        return model.ReplicaPort(key, base) if key and base else None
-
-    def env_name(self, raw: Any, path: str) -> str | None:
-        if not isinstance(raw, str) or not _ENV_KEY_RE.match(raw):
-            self.problem(path, f"{_show(raw)} is not a valid environment variable name")
-            return None
-        return raw
-
-    def env_var(self, raw: Any, path: str) -> model.EnvVar | None:
-        item = self.mapping(raw, path)
-        if item is None:
-            return None
-        self.warn_unknown(item, path, ("key", "value"))
-        key = self.take(item, path, "key", str)
-        if key is not None and not _ENV_KEY_RE.match(key):
-            self.problem(f"{path}.key", f"{_show(key)} is not a valid environment variable name")
-        value = item.get("value", "")
-        if isinstance(value, bool):
-            value = "true" if value else "false"  # as upstream's YAML->env conversion writes it
-        elif value is None:
-            value = ""
-        elif isinstance(value, int | float | str):
-            value = str(value)
-        else:
-            self.problem(f"{path}.value", f"{_show(value)} is not a scalar")
-            return None
-        return model.EnvVar(key, value) if key else None
-
-    # -- whole-file checks -----------------------------------------------------------------------
 
     def check_applications(self, apps: tuple[model.Application, ...], deployex_port: int) -> None:
+        """Names are unique; port slots overlap neither each other nor the dashboard's port."""
         owners: dict[int, str] = {deployex_port: "port (the dashboard)"} if deployex_port else {}
         seen: set[str] = set()
         for i, app in enumerate(apps):

@@ -1,23 +1,20 @@
 """The configuration as frozen dataclasses, with upstream DeployEx's defaults.
 
 Field names are the YAML keys. Keys that upstream does not have are marked "ours" and documented
-in docs/configuration.md.
+in docs/configuration.md. Each default is written here only: the loader reads the defaults, and what
+it checks of a YAML value (allowed values, bounds, name formats), from these fields, so the two
+cannot drift apart.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from deployex_actors.errors import ConfigError
 
-RELEASE_ADAPTERS = ("local", "s3", "gcp-storage")
-SECRETS_ADAPTERS = ("env", "aws", "gcp")
-LANGUAGES = ("elixir", "erlang", "gleam")
-HOST_MONITORING_TYPES = ("memory", "atom", "process", "port")
-APP_MONITORING_TYPES = ("atom", "process", "port")
-NOTIFICATION_ADAPTERS = ("webhook", "slack", "pagerduty")
 NOTIFICATION_EVENTS = (
     "all",
     "crash_restart",
@@ -33,23 +30,47 @@ NOTIFICATION_EVENTS = (
     "config_changed",
     "config_change_applied",
 )
-CERTIFICATE_TYPES = ("domains",)
-DNS_PROVIDERS = ("route53", "cloudflare")
-ACME_PROVIDERS = ("lets_encrypt",)
-CERTIFICATE_IMPORTERS = ("route53", "acm")
+# An app name ends up in Erlang node names `{app}-xxxxxx@{host}`, atoms of at most 255 characters,
+# with a short host name of up to 64; and in file names (at most 255 bytes) such as
+# `{app}-xxxxxx-stdout.log`. 255 - len("-xxxxxx@") - 64:
+MAX_APP_NAME = 183
+MAX_FILE_NAME = 255  # bytes in one file name (NAME_MAX); the account name is a bucket folder
+NOT_YAML = {"yaml": False}  # metadata of a field that is not read from the file
+# how the loader checks a string beyond its type (see `checked`)
+Form = Literal["env_name", "app_name", "folder_name", "scalar"]
 
-LOCAL_BUCKET = "/tmp/deployex/bucket"
-# Path defaults: upstream's production roots, or its local (dev) roots for the local adapter.
-PRODUCTION_PATHS = {
-    "var_path": "/var/lib/deployex",
-    "log_path": "/var/log/deployex",
-    "monitored_app_log_path": "/var/log/monitored-apps",
-}
-LOCAL_PATHS = {
-    "var_path": "/tmp/deployex/varlib",
-    "log_path": "/tmp/deployex/log",
-    "monitored_app_log_path": "/tmp/deployex/varlog",
-}
+
+def checked(
+    default: Any = MISSING,
+    *,
+    choices: Sequence[str] = (),
+    minimum: int | None = None,
+    maximum: int | None = None,
+    form: Form | None = None,
+    not_above: str | None = None,
+    local_default: str | None = None,
+    types: Sequence[str] = (),
+) -> Any:
+    """A field with what the loader checks of its YAML value, so that lives next to its default.
+
+    `choices`: allowed values (of each item, for a list of strings). `minimum`/`maximum`: bounds of
+    an integer. `form`: "env_name", "app_name", "folder_name" or "scalar" (any YAML scalar,
+    written as upstream's env export writes it). `not_above`: a sibling field this one may not
+    exceed. `local_default`: the default when `release_adapter` is local (upstream's dev roots).
+    `types`: for a list of entries with a `type`, the allowed types, each at most once.
+    """
+    metadata = {
+        "choices": tuple(choices),
+        "minimum": minimum,
+        "maximum": maximum,
+        "form": form,
+        "not_above": not_above,
+        "local_default": local_default,
+        "types": tuple(types),
+    }
+    return field(
+        default=default, metadata={k: v for k, v in metadata.items() if v not in (None, ())}
+    )
 
 
 @dataclass(frozen=True)
@@ -58,30 +79,32 @@ class Monitoring:
 
     type: str
     enable_restart: bool = True
-    warning_threshold_percent: int = 75
-    restart_threshold_percent: int = 90
+    warning_threshold_percent: int = checked(
+        75, minimum=1, maximum=100, not_above="restart_threshold_percent"
+    )
+    restart_threshold_percent: int = checked(90, minimum=1, maximum=100)
 
 
 @dataclass(frozen=True)
 class ReplicaPort:
     """Port variable `key`; slot i of the app gets `base + i`."""
 
-    key: str
-    base: int
+    key: str = checked(form="env_name")
+    base: int = checked(minimum=1, maximum=65535)
 
 
 @dataclass(frozen=True)
 class EnvVar:
-    key: str
-    value: str
+    key: str = checked(form="env_name")
+    value: str = checked("", form="scalar")
 
 
 @dataclass(frozen=True)
 class Notification:
-    adapter: str
+    adapter: str = checked(choices=("webhook", "slack", "pagerduty"))
     url: str | None = None
     enabled: bool = True
-    events: tuple[str, ...] = ("all",)
+    events: tuple[str, ...] = checked(("all",), choices=NOTIFICATION_EVENTS)
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,20 +112,13 @@ class Notification:
 class Certificate:
     """ACME certificate settings; accepted for compatibility, not acted upon yet."""
 
-    type: str
-    domains: tuple[str, ...]
-    dns_provider: str
-    acme_provider: str
-    importer: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-READINESS_TYPES = ("tcp", "http", "otp")
-# An app name ends up in Erlang node names `{app}-xxxxxx@{host}`, atoms of at most 255 characters,
-# with a short host name of up to 64; and in file names (at most 255 bytes) such as
-# `{app}-xxxxxx-stdout.log`. 255 - len("-xxxxxx@") - 64:
-MAX_APP_NAME = 183
-MAX_FILE_NAME = 255  # bytes in one file name (NAME_MAX); the account name is a bucket folder
+    type: str = checked(choices=("domains",))
+    domains: tuple[str, ...] = checked()
+    dns_provider: str = checked(choices=("route53", "cloudflare"))
+    acme_provider: str = checked(choices=("lets_encrypt",))
+    importer: str | None = checked(None, choices=("route53", "acm"))
+    # the entry's other keys, kept as they are (so they are not warned about)
+    settings: dict[str, Any] = field(default_factory=dict, metadata={"rest": True})
 
 
 @dataclass(frozen=True)
@@ -113,30 +129,31 @@ class Readiness:
     otp: the node answers over distribution. `port` names a replica_ports key (default: first).
     """
 
-    type: str
+    type: str = checked(choices=("tcp", "http", "otp"))
     path: str = "/"
     port: str | None = None
-    timeout_ms: int = 1_000
-    interval_ms: int = 500
+    timeout_ms: int = checked(1_000, minimum=1)
+    interval_ms: int = checked(500, minimum=10)
 
 
 @dataclass(frozen=True)
 class Application:
-    name: str
-    language: str = "elixir"
-    replicas: int = 3
-    deploy_rollback_timeout_ms: int = 600_000
-    deploy_schedule_interval_ms: int = 5_000
+    name: str = checked(form="app_name")
+    language: str = checked("elixir", choices=("elixir", "erlang", "gleam"))
+    replicas: int = checked(3, minimum=1, maximum=100)
+    deploy_rollback_timeout_ms: int = checked(600_000, minimum=1000)
+    deploy_schedule_interval_ms: int = checked(5_000, minimum=100)
     replica_ports: tuple[ReplicaPort, ...] = ()
     env: tuple[EnvVar, ...] = ()
-    monitoring: tuple[Monitoring, ...] = ()
+    monitoring: tuple[Monitoring, ...] = checked((), types=("atom", "process", "port"))
     certificates: tuple[Certificate, ...] = ()
     # ours
-    ready_after_ms: int = 30_000
-    restart_backoff_base_ms: int = 2_000
-    restart_backoff_max_ms: int = 300_000
+    ready_after_ms: int = checked(30_000, minimum=0)
+    restart_backoff_base_ms: int = checked(2_000, minimum=0, not_above="restart_backoff_max_ms")
+    restart_backoff_max_ms: int = checked(300_000, minimum=0)
     readiness: Readiness | None = None
-    env_passthrough: tuple[str, ...] = ()  # DeployEx's own variables handed on, on purpose
+    # DeployEx's own variables handed on, on purpose
+    env_passthrough: tuple[str, ...] = checked((), form="env_name")
 
     def ports_of_slot(self, slot: int) -> dict[str, int]:
         """Port variables of port slot `slot` (0..replicas, the last one being the spare)."""
@@ -148,39 +165,44 @@ class Application:
 
 @dataclass(frozen=True)
 class Config:
-    release_adapter: str
-    secrets_adapter: str
-    account_name: str = "local"
+    release_adapter: str = checked(choices=("local", "s3", "gcp-storage"))
+    secrets_adapter: str = checked(choices=("env", "aws", "gcp"))
+    account_name: str = checked("local", form="folder_name")
     hostname: str = "localhost"
-    port: int = 5001
-    release_bucket: str = LOCAL_BUCKET
+    port: int = checked(5001, minimum=1, maximum=65535)
+    release_bucket: str = "/tmp/deployex/bucket"  # for local; the cloud adapters require one
     secrets_path: str | None = None
     aws_region: str | None = None
     google_credentials: str | None = None
     otp_tls_certificates: str | None = None
     # installer keys, read by ops/ only
     version: str | None = None
-    otp_version: int | None = None
+    otp_version: int | None = checked(None, minimum=1)
     os_target: str | None = None
     install_path: str = "/opt/deployex"
-    var_path: str = PRODUCTION_PATHS["var_path"]
-    log_path: str = PRODUCTION_PATHS["log_path"]
-    monitored_app_log_path: str = PRODUCTION_PATHS["monitored_app_log_path"]
-    metrics_retention_time_ms: int = 3_600_000
-    logs_retention_time_ms: int | None = 3_600_000
-    monitoring: tuple[Monitoring, ...] = ()
+    # path defaults: upstream's production roots, or its local (dev) roots for the local adapter
+    var_path: str = checked("/var/lib/deployex", local_default="/tmp/deployex/varlib")
+    log_path: str = checked("/var/log/deployex", local_default="/tmp/deployex/log")
+    monitored_app_log_path: str = checked(
+        "/var/log/monitored-apps", local_default="/tmp/deployex/varlog"
+    )
+    metrics_retention_time_ms: int = checked(3_600_000, minimum=1000)
+    logs_retention_time_ms: int | None = checked(3_600_000, minimum=0)  # null: keep none
+    monitoring: tuple[Monitoring, ...] = checked((), types=("memory", "atom", "process", "port"))
     notifications: tuple[Notification, ...] = ()
     applications: tuple[Application, ...] = ()
     # ours
     release_endpoint_url: str | None = None
     secrets_endpoint_url: str | None = None
-    actor_system_port: int = 1901  # the thespian admin port front ends attach to
-    watchdog_interval_ms: int = 1_000  # how often host and replicas are sampled
+    # the thespian admin port front ends attach to
+    actor_system_port: int = checked(1901, minimum=1, maximum=65535)
+    # how often host and replicas are sampled
+    watchdog_interval_ms: int = checked(1_000, minimum=100)
     dashboard_enabled: bool = True  # run the web dashboard on `port`
     multi_host: bool = False  # True: thespian listens beyond 127.0.0.1 (firewall it!)
     # where it was read from, and the warnings met while reading it
-    source: Path | None = field(default=None, compare=False)
-    warnings: tuple[str, ...] = field(default=(), compare=False)
+    source: Path | None = field(default=None, compare=False, metadata=NOT_YAML)
+    warnings: tuple[str, ...] = field(default=(), compare=False, metadata=NOT_YAML)
 
     @property
     def is_local(self) -> bool:
