@@ -37,7 +37,7 @@ class DashboardContext:
         """Record something the dashboard saw (a login); the facade's own calls journal
         themselves with `actor=`."""
         log.info("journal %s by %s: %s", kind, actor, message)
-        await self.gateway.call("journal", kind, message, actor)
+        await self.gateway.call(lambda dx: dx.journal(kind, message, actor))
 
     # -- log files -------------------------------------------------------------------------------
 

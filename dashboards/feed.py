@@ -97,24 +97,28 @@ class Feed:
             await self.refresh_metrics()
 
     async def refresh_status(self) -> DeployexSnapshot:
-        snapshot = await self.gateway.call("status")
+        snapshot = await self.gateway.call(lambda dx: dx.status())
         if snapshot != self.snapshot:
             self.snapshot = snapshot
             self.revision += 1
         return snapshot
 
     async def refresh_metrics(self) -> None:
-        """New samples of every target since the last one kept (the whole window at first)."""
+        """New samples of every target since the last one kept (the whole window at first),
+        in one request for all targets."""
+        since = {}
         for target in self.targets():
             latest = self.metrics.latest(target)
-            try:
-                samples = await self.gateway.call("metrics", target, latest.at if latest else 0.0)
-            except Unreachable:
-                raise
-            except DeployexError as exc:  # no Watchdog (yet), or it is restarting
-                self.metrics_problem = str(exc)
-                return
-            for sample in samples or ():
+            since[target] = latest.at if latest else 0.0
+        try:
+            batch = await self.gateway.call(lambda dx: dx.metrics_since(since))
+        except Unreachable:
+            raise
+        except DeployexError as exc:  # no Watchdog (yet), or it is restarting
+            self.metrics_problem = str(exc)
+            return
+        for target, samples in batch.items():
+            for sample in samples:
                 self.metrics.add(target, sample)
         self.metrics_problem = None
         self.metrics.prune(time.time())

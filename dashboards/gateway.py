@@ -16,21 +16,24 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from deployex_actors.config import Config
-from deployex_actors.errors import DeployexError
+from deployex_actors.errors import DeployexError, NoAnswer
+
+if TYPE_CHECKING:
+    from deployex_actors.client import DeployEx
 
 log = logging.getLogger(__name__)
 FACADE_TIMEOUT_S = 5.0
-NO_ANSWER = "no answer from DeployEx"
+T = TypeVar("T")
 
 
 class Unreachable(DeployexError):
     """The actor system did not answer (down, restarting, or too slow)."""
 
 
-def attach_facade(config: Config) -> Any:
+def attach_facade(config: Config) -> DeployEx:
     from deployex_actors.client import DeployEx
 
     return DeployEx.attach(config, timeout=FACADE_TIMEOUT_S)
@@ -46,24 +49,24 @@ class Gateway:
         self.problem: str | None = "connecting to DeployEx"
         self.answered_at: float | None = None
 
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """`facade.method(*args, **kwargs)` on the worker thread.
+    async def call(self, action: Callable[[DeployEx], T]) -> T:
+        """`action(facade)` on the worker thread, e.g. `call(lambda dx: dx.versions(app))`.
 
         Raises Unreachable when DeployEx did not answer, DeployexError when it answered with an
         error (an unknown app, a version that does not exist...)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._run, method, args, kwargs)
+        return await loop.run_in_executor(self._executor, self._run, action)
 
-    def _run(self, method: str, args: tuple, kwargs: dict) -> Any:
+    def _run(self, action: Callable[[DeployEx], T]) -> T:
         try:
             if self._facade is None:
                 self._facade = self._attach(self.config)
-            result = getattr(self._facade, method)(*args, **kwargs)
-        except DeployexError as exc:
-            if not _is_no_answer(exc):
-                self._answered()
-                raise
+            result = action(self._facade)
+        except NoAnswer as exc:
             raise self._lost(str(exc)) from None
+        except DeployexError:
+            self._answered()
+            raise
         except Exception as exc:  # the transport itself failed: attach again next time
             raise self._lost(f"{type(exc).__name__}: {exc}") from None
         self._answered()
@@ -80,9 +83,3 @@ class Gateway:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _is_no_answer(exc: DeployexError) -> bool:
-    from deployex_actors.actors.system import NotRunning
-
-    return isinstance(exc, NotRunning) or str(exc).startswith(NO_ANSWER)

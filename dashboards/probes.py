@@ -59,7 +59,7 @@ def exposition_from(gateway: Gateway) -> Callable[[], Awaitable[str]]:
 
     async def render() -> str:
         try:
-            text = await gateway.call("prometheus")
+            text = await gateway.call(lambda dx: dx.prometheus())
         except Unreachable:
             return up_family(False)
         except DeployexError as exc:  # it answered, but could not render (a restarting child)

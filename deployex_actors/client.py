@@ -101,6 +101,10 @@ class DeployEx:
         `since` (wall-clock seconds), within the retention window."""
         return self._call(messages.MetricsQuery(system.request_id(), target, since))
 
+    def metrics_since(self, since: dict[str, float]) -> dict[str, list]:
+        """For each target, its samples newer than the time given: one request for them all."""
+        return self._call(messages.MetricsQuery(system.request_id(), None, batch=since))
+
     def metric_targets(self) -> list[str]:
         return self._call(messages.MetricsQuery(system.request_id(), None))
 

@@ -10,6 +10,10 @@ class DeployexError(Exception):
     """Base class: the message is complete and safe to show to an operator."""
 
 
+class NoAnswer(DeployexError):
+    """DeployEx did not answer a request in time (down, restarting, or too slow)."""
+
+
 class ConfigError(DeployexError):
     """The YAML configuration cannot be used. `problems` holds one line per problem."""
 

@@ -12,6 +12,7 @@ from deployex_actors.core.backoff import (
     actor_restart_delay_s,
     next_crash_streak,
     next_failure_streak,
+    prepare_retry_delay_s,
     replica_restart_delay_ms,
     should_escalate,
 )
@@ -28,6 +29,10 @@ def test_replica_backoff_is_upstreams_linear_two_seconds_capped_at_five_minutes(
 def test_crash_streak_resets_once_the_replica_had_been_ready() -> None:
     assert next_crash_streak(3, ran_for_ms=1_000, ready_after_ms=30_000) == 4
     assert next_crash_streak(3, ran_for_ms=30_000, ready_after_ms=30_000) == 1
+
+
+def test_a_failed_release_preparation_is_retried_after_1_2_4_s_up_to_a_minute() -> None:
+    assert [prepare_retry_delay_s(n) for n in (1, 2, 3, 7, 100)] == [1, 2, 4, 60, 60]
 
 
 def test_actor_backoff_doubles_from_its_base_up_to_the_cap() -> None:

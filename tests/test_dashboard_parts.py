@@ -25,7 +25,7 @@ from deployex_actors.config import Application as AppConfig
 from deployex_actors.config import Config, Monitoring
 from deployex_actors.core.metrics import Sample
 from deployex_actors.core.status import AppSnapshot, DeployexSnapshot, ReplicaSnapshot
-from deployex_actors.errors import DeployexError
+from deployex_actors.errors import DeployexError, NoAnswer
 
 
 def line(text: str, seq: int = 1, source: str = "a:stdout") -> LogLine:
@@ -154,12 +154,25 @@ class FakeGateway:
         self.problem = None
         self.reachable = True
 
-    async def call(self, method: str, *args, **kwargs):
-        self.calls.append((method, args, kwargs))
-        answer = self.answers[method]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer(*args) if callable(answer) else answer
+    async def call(self, action):
+        return action(Recorder(self))
+
+
+class Recorder:
+    """A facade whose every method is recorded and answered from the fake gateway's table."""
+
+    def __init__(self, gateway: FakeGateway) -> None:
+        self.gateway = gateway
+
+    def __getattr__(self, method: str):
+        def answer(*args, **kwargs):
+            self.gateway.calls.append((method, args, kwargs))
+            found = self.gateway.answers[method]
+            if isinstance(found, Exception):
+                raise found
+            return found(*args) if callable(found) else found
+
+        return answer
 
 
 def serve_probes(gateway, token: str | None, requests: list[tuple[str, dict]]) -> list:
@@ -266,18 +279,18 @@ def test_the_gateway_attaches_lazily_and_again_after_deployex_was_unreachable() 
 
     async def run() -> None:
         with pytest.raises(Unreachable, match="not running"):
-            await gateway.call("status")
+            await gateway.call(lambda dx: dx.status())
         assert not gateway.reachable and "not running" in gateway.problem
-        assert await gateway.call("status") == "snapshot"
+        assert await gateway.call(lambda dx: dx.status()) == "snapshot"
         assert gateway.reachable and gateway.problem is None
-        facade.fail_with = DeployexError("no answer from DeployEx within 5 s")
+        facade.fail_with = NoAnswer("no answer from DeployEx within 5 s")
         with pytest.raises(Unreachable):
-            await gateway.call("status")
+            await gateway.call(lambda dx: dx.status())
         facade.fail_with = None
-        assert await gateway.call("status") == "snapshot"
+        assert await gateway.call(lambda dx: dx.status()) == "snapshot"
         assert len(attached) == 3  # dropped after the timeout, attached again
         with pytest.raises(DeployexError, match="no application"):  # an answer, not an outage
-            await gateway.call("restart", "nope", actor="admin@h")
+            await gateway.call(lambda dx: dx.restart("nope", actor="admin@h"))
         assert gateway.reachable
 
     try:
@@ -298,7 +311,7 @@ def test_the_gateway_never_runs_the_facade_on_the_event_loop_thread() -> None:
 
     gateway = Gateway(Config("local", "env"), attach=lambda _c: Facade())
     try:
-        asyncio.run(gateway.call("ping"))
+        asyncio.run(gateway.call(lambda dx: dx.ping()))
     finally:
         gateway.close()
     assert seen and seen[0].startswith("deployex-facade")
@@ -338,21 +351,24 @@ def test_the_feed_asks_each_target_only_for_samples_it_does_not_have() -> None:
         "host": [Sample(now - 2, {"cpu_percent": 5.0}), Sample(now - 1, {"cpu_percent": 7.0})]
     }
 
-    def metrics(target: str, since: float) -> list[Sample]:
-        return [s for s in series.get(target, []) if s.at > since]
+    def metrics_since(since: dict[str, float]) -> dict[str, list[Sample]]:
+        return {t: [s for s in series.get(t, []) if s.at > at] for t, at in since.items()}
 
-    gateway = FakeGateway({"status": snapshot(), "metrics": metrics})
+    gateway = FakeGateway({"status": snapshot(), "metrics_since": metrics_since})
     feed = Feed(gateway, retention_s=60)
+
+    def asked() -> list[dict[str, float]]:
+        return [args[0] for method, args, _k in gateway.calls if method == "metrics_since"]
 
     async def run() -> None:
         await feed.refresh_status()
         await feed.refresh_metrics()
-        assert [m for m, _a, _k in gateway.calls].count("metrics") == 4  # host, deployex, 2 snames
+        everything = dict.fromkeys(["host", "deployex", "app-000000", "app-000001"], 0.0)
+        assert asked() == [everything]  # one request for every target
         assert [s.values["cpu_percent"] for s in feed.samples_since("host", 0)] == [5.0, 7.0]
         gateway.calls.clear()
         await feed.refresh_metrics()
-        host_call = next(a for m, a, _k in gateway.calls if a[0] == "host")
-        assert host_call == ("host", now - 1)
+        assert asked() == [{**everything, "host": now - 1}]
         assert feed.latest("host").values["cpu_percent"] == 7.0
 
     asyncio.run(run())
@@ -360,7 +376,7 @@ def test_the_feed_asks_each_target_only_for_samples_it_does_not_have() -> None:
 
 def test_the_feed_shows_a_missing_watchdog_as_a_metrics_problem() -> None:
     gateway = FakeGateway(
-        {"status": snapshot(), "metrics": DeployexError("watchdog is restarting")}
+        {"status": snapshot(), "metrics_since": DeployexError("watchdog is restarting")}
     )
     feed = Feed(gateway, retention_s=60)
 
@@ -374,7 +390,7 @@ def test_the_feed_shows_a_missing_watchdog_as_a_metrics_problem() -> None:
 
 
 def test_the_feed_polls_only_while_someone_watches() -> None:
-    gateway = FakeGateway({"status": snapshot(), "metrics": []})
+    gateway = FakeGateway({"status": snapshot(), "metrics_since": {}})
     feed = Feed(gateway, retention_s=60)
 
     async def run() -> None:

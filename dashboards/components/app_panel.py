@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import html
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import panel as pn
 
@@ -12,10 +13,15 @@ from dashboards import display
 from dashboards.components.confirm import Confirm
 from dashboards.components.replica_card import ReplicaCard
 from deployex_actors.config import Application
-from deployex_actors.core.status import AppSnapshot
+from deployex_actors.core.status import AppSnapshot, ReplicaStatus
 
 if TYPE_CHECKING:
-    from dashboards.pages.base import Page
+    from deployex_actors.client import DeployEx
+    from deployex_actors.core.metrics import Sample
+
+# What the page lends a panel: run an operator action (as the session's user), ask a question.
+Act = Callable[[str, Callable[["DeployEx", str], Any]], Awaitable[Any]]
+Ask = Callable[[Callable[["DeployEx"], Any]], Awaitable[Any]]
 
 AUTOMATIC_LABEL = "automatic (follow current.json)"
 MAX_PINNABLE = 10
@@ -42,7 +48,7 @@ def pinnable_versions(history: list, limit: int = MAX_PINNABLE) -> list[str]:
 
 
 def details_html(config: Application, app: AppSnapshot, ghosts: list) -> str:
-    running = sum(1 for r in app.replicas if r.status == "running")
+    running = sum(1 for r in app.replicas if r.status == ReplicaStatus.RUNNING)
     last = ghosts[0] if ghosts else None
     ghosted = (
         f"{html.escape(last.version)} at {display.clock(last.at)} "
@@ -68,8 +74,10 @@ def details_html(config: Application, app: AppSnapshot, ghosts: list) -> str:
 
 
 class AppPanel:
-    def __init__(self, page: Page, config: Application) -> None:
-        self.page = page
+    def __init__(
+        self, config: Application, latest: Callable[[str], Sample | None], act: Act, ask: Ask
+    ) -> None:
+        self.latest, self.act, self.ask = latest, act, ask
         self.config = config
         self.name = config.name
         self.snapshot: AppSnapshot | None = None
@@ -134,9 +142,7 @@ class AppPanel:
             self.details.object = rendered
         now = time.time()
         for replica in app.replicas:
-            self.cards[replica.sname].update(
-                replica, self.page.context.feed.latest(replica.sname), now
-            )
+            self.cards[replica.sname].update(replica, self.latest(replica.sname), now)
 
     def _sync_cards(self, app: AppSnapshot) -> None:
         snames = [r.sname for r in sorted(app.replicas, key=lambda r: (r.slot, r.sname))]
@@ -150,8 +156,8 @@ class AppPanel:
         self.cards_box.objects = [card.view for card in self.cards.values()]
 
     async def load_history(self) -> None:
-        history = await self.page.ask("versions", self.name, default=None)
-        ghosts = await self.page.ask("ghosts", self.name, default=None)
+        history = await self.ask(lambda dx: dx.versions(self.name))
+        ghosts = await self.ask(lambda dx: dx.ghosts(self.name))
         if ghosts is not None:
             self.ghosts = list(ghosts)
         if history is None:
@@ -175,7 +181,10 @@ class AppPanel:
         self.confirm.ask(
             f"Restart replica **{sname}**{pid}? Its OS process is stopped and started again.",
             "restart",
-            lambda: self.page.act(f"Restart of {sname} requested", "restart", self.name, sname),
+            lambda: self.act(
+                f"Restart of {sname} requested",
+                lambda dx, actor: dx.restart(self.name, sname, actor),
+            ),
         )
 
     def ask_full_restart(self) -> None:
@@ -183,8 +192,9 @@ class AppPanel:
             f"Replace every replica of **{self.name}**, one at a time, with a fresh one running "
             "the same version?",
             "restart all",
-            lambda: self.page.act(
-                f"Full restart of {self.name} started", "full_restart", self.name
+            lambda: self.act(
+                f"Full restart of {self.name} started",
+                lambda dx, actor: dx.full_restart(self.name, actor),
             ),
         )
 
@@ -200,5 +210,7 @@ class AppPanel:
             )
             done = f"{self.name} pinned to {version}"
         self.confirm.ask(
-            question, "apply", lambda: self.page.act(done, "set_mode", self.name, version)
+            question,
+            "apply",
+            lambda: self.act(done, lambda dx, actor: dx.set_mode(self.name, version, actor)),
         )

@@ -15,16 +15,20 @@ from dashboards import display
 from deployex_actors.config import Application
 from deployex_actors.core import thresholds
 from deployex_actors.core.metrics import Sample
-from deployex_actors.core.status import ReplicaSnapshot
+from deployex_actors.core.status import ReplicaSnapshot, ReplicaStatus
 
 STATUS_WORDS = {
-    "running": "Running",
-    "starting": "Starting",
-    "pre_commands": "Pre-commands",
-    "stopping": "Stopping",
-    "idle": "Idle",
+    ReplicaStatus.RUNNING: "Running",
+    ReplicaStatus.STARTING: "Starting",
+    ReplicaStatus.PRE_COMMANDS: "Pre-commands",
+    ReplicaStatus.STOPPING: "Stopping",
+    ReplicaStatus.IDLE: "Idle",
 }
-STATUS_COLOURS = {"running": "#2e7d32", "starting": "#e6a100", "pre_commands": "#e6a100"}
+STATUS_COLOURS = {
+    ReplicaStatus.RUNNING: "#2e7d32",
+    ReplicaStatus.STARTING: "#e6a100",
+    ReplicaStatus.PRE_COMMANDS: "#e6a100",
+}
 LEVEL_COLOURS = {
     thresholds.OK: "#2e7d32",
     thresholds.WARNING: "#e6a100",

@@ -65,7 +65,10 @@ class ApplicationsPage(Page):
 
     def body(self) -> pn.viewable.Viewable:
         config = self.context.settings.config
-        self.panels = {app.name: AppPanel(self, app) for app in config.applications}
+        latest = self.context.feed.latest
+        self.panels = {
+            app.name: AppPanel(app, latest, self.act, self.ask) for app in config.applications
+        }
         self.card = pn.pane.HTML(
             deployex_card_html(None, None, None, time.time()),
             stylesheets=[CARD_CSS],
@@ -101,7 +104,9 @@ class ApplicationsPage(Page):
         self.confirm.ask(
             RESTART_DEPLOYEX_QUESTION,
             "restart DeployEx",
-            lambda: self.act("DeployEx is restarting", "restart_deployex"),
+            lambda: self.act(
+                "DeployEx is restarting", lambda dx, actor: dx.restart_deployex(actor)
+            ),
         )
 
     def refresh(self, snapshot: DeployexSnapshot) -> None:

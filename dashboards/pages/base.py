@@ -5,7 +5,8 @@ and the journaled call of an operator action."""
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import panel as pn
 from panel.io.callbacks import PeriodicCallback
@@ -15,6 +16,9 @@ from dashboards.context import DashboardContext
 from dashboards.gateway import Unreachable
 from deployex_actors.core.status import DeployexSnapshot
 from deployex_actors.errors import DeployexError
+
+if TYPE_CHECKING:
+    from deployex_actors.client import DeployEx
 
 log = logging.getLogger(__name__)
 TICK_MS = 500
@@ -151,13 +155,15 @@ class Page:
 
     # -- actions ---------------------------------------------------------------------------------
 
-    async def act(self, done: str, method: str, *args: Any) -> Any:
-        """Run an operator action as this session's user; say how it went on the page."""
+    async def act(self, done: str, action: Callable[[DeployEx, str], Any]) -> Any:
+        """Run `action(facade, actor)` as this session's user (the actor journaled with it);
+        say how it went on the page."""
         if not self.session_alive():
             self.logged_out()
             return None
         try:
-            result = await self.context.gateway.call(method, *args, actor=self.session.actor)
+            actor = self.session.actor
+            result = await self.context.gateway.call(lambda dx: action(dx, actor))
         except Unreachable as exc:
             self.say(f"DeployEx did not answer: {exc}", "danger")
             return None
@@ -167,10 +173,10 @@ class Page:
         self.say(done, "success")
         return result
 
-    async def ask(self, method: str, *args: Any, default: Any = None) -> Any:
+    async def ask(self, query: Callable[[DeployEx], Any], default: Any = None) -> Any:
         """A read (history, ghosts, journal); errors are shown, not raised."""
         try:
-            return await self.context.gateway.call(method, *args)
+            return await self.context.gateway.call(query)
         except DeployexError as exc:
             self.say(str(exc), "warning")
             return default

@@ -79,7 +79,8 @@ class JournalPage(Page):
     async def load(self) -> None:
         app = None if self.app.value in (ALL, DEPLOYEX_ONLY) else self.app.value
         kind = None if self.kind.value == ALL else self.kind.value
-        events = await self.ask("events", app, kind, self.limit.value, default=None)
+        limit = self.limit.value
+        events = await self.ask(lambda dx: dx.events(app, kind, limit))
         if events is None:
             return
         self.kinds |= {e.kind for e in events}

@@ -110,8 +110,8 @@ class VersionsPage(Page):
         app = self.app.value
         if not app:
             return
-        history = await self.ask("versions", app, default=None)
-        ghosts = await self.ask("ghosts", app, default=None)
+        history = await self.ask(lambda dx: dx.versions(app))
+        ghosts = await self.ask(lambda dx: dx.ghosts(app))
         if history is not None:
             self._show_history(history)
         if ghosts is not None:
@@ -154,5 +154,5 @@ class VersionsPage(Page):
 
     async def _unghost(self, app: str, version: str | None) -> None:
         what = f"{version} is no longer ghosted" if version else f"every ghost of {app} removed"
-        await self.act(what, "unghost", app, version)
+        await self.act(what, lambda dx, actor: dx.unghost(app, version, actor))
         await self.load()

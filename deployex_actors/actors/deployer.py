@@ -54,13 +54,13 @@ from deployex_actors.actors.messages import (
 from deployex_actors.actors.supervisor import ChildSpec, Supervisor
 from deployex_actors.catalog import Catalog, new_sname
 from deployex_actors.core import rollout
-from deployex_actors.core.status import AppSnapshot, ReplicaSnapshot
+from deployex_actors.core.backoff import prepare_retry_delay_s
+from deployex_actors.core.status import AppSnapshot, ReplicaSnapshot, ReplicaStatus
 from deployex_actors.replica import pidfile
 
 log = logging.getLogger(__name__)
 MONITOR = "deployex_actors.actors.monitor.Monitor"
 FETCHER = ChildSpec("fetcher", "deployex_actors.actors.fetcher.Fetcher")  # no sname: no clash
-PREPARE_RETRY_S = (1.0, 60.0)  # first retry after a failed download/unpack, cap
 
 
 class Deployer(Supervisor):
@@ -247,7 +247,7 @@ class Deployer(Supervisor):
                     sname=sname,
                     version=spec.version,
                     slot=spec.slot,
-                    ready=snapshot is not None and snapshot.status == "running",
+                    ready=snapshot is not None and snapshot.status == ReplicaStatus.RUNNING,
                     started_at=spec.deployed_at,
                     stopping=sname in self.retiring,
                     ready_once=self._ready_once(sname),
@@ -327,7 +327,7 @@ class Deployer(Supervisor):
             self.failing = (version, message.error)
             self._forget(message.sname)
             self.prepare_failures += 1
-            delay = min(PREPARE_RETRY_S[0] * 2 ** (self.prepare_failures - 1), PREPARE_RETRY_S[1])
+            delay = prepare_retry_delay_s(self.prepare_failures)
             self.prepare_blocked_until = time.time() + delay
             self._set_error(f"cannot deploy {version}: {message.error}")
             self.after(delay, "advance")
@@ -357,7 +357,8 @@ class Deployer(Supervisor):
             return
         before = self.snapshots.get(snapshot.sname)
         self.snapshots[snapshot.sname] = snapshot
-        if snapshot.status == "running" and (before is None or before.status != "running"):
+        running = ReplicaStatus.RUNNING
+        if snapshot.status == running and (before is None or before.status != running):
             self._advance()  # a replica became ready: the rollout may take its next step
         else:
             self._report()

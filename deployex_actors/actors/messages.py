@@ -154,11 +154,13 @@ class FullRestart(Request):
 @dataclass(frozen=True)
 class MetricsQuery(Request):
     """Samples of `target` newer than `since`; the list of targets when `target` is None;
-    the latest sample of every target when `latest`."""
+    the latest sample of every target when `latest`; with `batch` ({target: since}), the samples
+    of each of those targets newer than its time, in one answer."""
 
     target: str | None
     since: float = 0.0
     latest: bool = False
+    batch: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)

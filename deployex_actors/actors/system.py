@@ -23,13 +23,13 @@ from typing import Any
 
 from deployex_actors.actors import wire
 from deployex_actors.actors.messages import Reply
-from deployex_actors.errors import DeployexError
+from deployex_actors.errors import NoAnswer
 
 BASE = "multiprocTCPBase"
 LOOPBACK = "127.0.0.1"
 
 
-class NotRunning(DeployexError):
+class NotRunning(NoAnswer):
     """No DeployEx actor system listens on the admin port."""
 
 
@@ -170,7 +170,7 @@ def request(system: Any, target: Any, message: Any, timeout: float) -> Reply:
     while not (isinstance(answer, Reply) and answer.request_id == message.request_id):
         remaining = deadline - time.monotonic()
         if answer is None or remaining <= 0:
-            raise DeployexError(f"no answer from DeployEx within {timeout:g} s")
+            raise NoAnswer(f"no answer from DeployEx within {timeout:g} s")
         logging.getLogger(__name__).debug("dropping a stale reply: %r", answer)
         answer = system.listen(remaining)
     return answer

@@ -274,8 +274,10 @@ class Watchdog(DeployexActor):
             self.readings.close()  # leaving: the watch goes with the process
 
     def receiveMsg_MetricsQuery(self, message: MetricsQuery, sender: Any) -> None:
-        if message.latest:
-            value: Any = {t: self.series.latest(t) for t in self.series.targets()}
+        if message.batch is not None:
+            value: Any = {t: self.series.since(t, at) for t, at in message.batch.items()}
+        elif message.latest:
+            value = {t: self.series.latest(t) for t in self.series.targets()}
         elif message.target is None:
             value = self.series.targets()
         else:

@@ -18,6 +18,11 @@ def replica_restart_delay_ms(consecutive_crashes: int, base_ms: int, max_ms: int
     return min(base_ms * max(consecutive_crashes, 1), max_ms)
 
 
+def prepare_retry_delay_s(failures: int, first_s: float = 1.0, cap_s: float = 60.0) -> float:
+    """After a failed download or unpack: 1 s, 2 s, 4 s ... capped at a minute."""
+    return min(first_s * 2 ** min(max(failures - 1, 0), 30), cap_s)
+
+
 def next_crash_streak(streak: int, ran_for_ms: float, ready_after_ms: int) -> int:
     """The consecutive-crash count after a crash: a replica that had become ready starts over."""
     return 1 if ran_for_ms >= ready_after_ms else streak + 1

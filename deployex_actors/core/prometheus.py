@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 from deployex_actors.core.metrics import DEPLOYEX, HOST, Sample
-from deployex_actors.core.status import DeployexSnapshot
+from deployex_actors.core.status import DeployexSnapshot, ReplicaStatus
 
 HOST_GAUGES = {
     "cpu_percent": "Host CPU busy, percent of all cores",
@@ -83,7 +83,7 @@ def render(snapshot: DeployexSnapshot, latest: Mapping[str, Sample | None]) -> s
         "deployex_replica_up",
         "gauge",
         "1 when the replica is ready",
-        each(lambda r: 1.0 if r.status == "running" else 0.0),
+        each(lambda r: 1.0 if r.status == ReplicaStatus.RUNNING else 0.0),
     )
     lines += _family(
         "deployex_replica_crash_restarts_total",
@@ -108,7 +108,7 @@ def render(snapshot: DeployexSnapshot, latest: Mapping[str, Sample | None]) -> s
         "deployex_app_replicas_ready",
         "gauge",
         "Replicas of the app that are ready",
-        [({"app": a.app}, sum(r.status == "running" for r in a.replicas)) for a in snapshot.apps],
+        [({"app": a.app}, _ready(a.replicas)) for a in snapshot.apps],
     )
     lines += _family(
         "deployex_app_replicas_wanted",
@@ -117,3 +117,7 @@ def render(snapshot: DeployexSnapshot, latest: Mapping[str, Sample | None]) -> s
         [({"app": a.app}, a.replicas_wanted) for a in snapshot.apps],
     )
     return "\n".join(lines) + "\n"
+
+
+def _ready(replicas: tuple) -> int:
+    return sum(r.status == ReplicaStatus.RUNNING for r in replicas)

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-STATUSES = ("idle", "starting", "pre_commands", "running", "stopping")
+
+class ReplicaStatus(StrEnum):
+    """Where a replica is in its life (see core.lifecycle); compares equal to its text."""
+
+    IDLE = "idle"  # no process: not started yet, stopped, or waiting to be started again
+    STARTING = "starting"  # a process runs, not ready yet (or a restart is scheduled)
+    PRE_COMMANDS = "pre_commands"  # the release's pre-commands run before the start
+    RUNNING = "running"  # ready: ran `ready_after_ms` and its readiness check passes
+    STOPPING = "stopping"  # SIGTERM sent; SIGKILL after the grace period
 
 
 @dataclass(frozen=True)
@@ -14,7 +23,7 @@ class ReplicaSnapshot:
     sname: str
     node: str
     version: str
-    status: str
+    status: ReplicaStatus
     slot: int
     ports: dict[str, int] = field(default_factory=dict)
     pid: int | None = None
