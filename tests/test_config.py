@@ -148,6 +148,14 @@ def test_local_adapter_defaults_paths_under_tmp_and_cloud_ones_under_var() -> No
             "release_bucket: missing; required by release_adapter s3",
         ),
         (
+            "release_adapter: gcp-storage\nrelease_bucket: ''\nsecrets_adapter: env\n",
+            "release_bucket: missing; required by release_adapter gcp-storage",
+        ),
+        (
+            "release_adapter: local\nrelease_bucket: ''\nsecrets_adapter: env\n",
+            "release_bucket: missing; required by release_adapter local",
+        ),
+        (
             "release_adapter: local\nsecrets_adapter: aws\n",
             "secrets_path: missing; required by secrets_adapter aws",
         ),

@@ -326,10 +326,11 @@ class _Reader:
         if values is None:
             return None
         adapter, secrets = values["release_adapter"], values["secrets_adapter"]
-        if values["release_bucket"] is None:
-            del values["release_bucket"]
-            if adapter in ("s3", "gcp-storage"):
-                self.problem("release_bucket", f"missing; required by release_adapter {adapter}")
+        bucket = values.pop("release_bucket")
+        if bucket:
+            values["release_bucket"] = bucket
+        elif bucket is not None or adapter in ("s3", "gcp-storage"):  # empty, or missing
+            self.problem("release_bucket", f"missing; required by release_adapter {adapter}")
         if secrets in ("aws", "gcp") and not values["secrets_path"]:
             self.problem("secrets_path", f"missing; required by secrets_adapter {secrets}")
         self.check_applications(values["applications"], values["port"])

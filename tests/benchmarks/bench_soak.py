@@ -66,35 +66,16 @@ class Series:
 # -- which process is which ----------------------------------------------------------------------
 
 
-def _children(pid: int) -> list[psutil.Process]:
-    with contextlib.suppress(psutil.Error):
-        return psutil.Process(pid).children()
-    return []
-
-
 def _parent(pid: int) -> int | None:
     with contextlib.suppress(psutil.Error):
         return psutil.Process(pid).ppid()
     return None
 
 
-def _opens(proc: psutil.Process, path: Path) -> bool:
-    with contextlib.suppress(psutil.Error):
-        return any(f.path == str(path) for f in proc.open_files())
-    return False
-
-
-def _binds(proc: psutil.Process, path: Path) -> bool:
-    with contextlib.suppress(psutil.Error):
-        return any(c.laddr == str(path) for c in proc.net_connections("unix"))
-    return False
-
-
 def roles(service: Service, dashboard_pid: int) -> dict[str, int]:
-    """Role -> pid for every process of the running service, read from the process tree:
-    launcher -> admin -> {logger, Root -> {Storage, Watchdog, Web -> dashboard, Deployer ->
-    Monitor -> replica}}. An adopting Monitor is not its replica's parent: "Monitor ?"."""
-    catalog = service.catalog
+    """Role -> pid for every process of the running service. Each actor names its process
+    `dx-CLASS`; the rest is read from the tree: launcher -> admin -> {logger, Root -> ...}.
+    An adopting Monitor is not its replica's parent: "Monitor ?"."""
     found = {"launcher": service.proc.pid, "admin": admin_pid(service)}
     monitors = {}
     for app in service.status().apps:
@@ -102,19 +83,16 @@ def roles(service: Service, dashboard_pid: int) -> dict[str, int]:
             parent = _parent(replica.pid) if replica.pid else None
             if parent is not None:
                 monitors[parent] = replica.sname
-    for child in _children(found["admin"]):
-        grandchildren = _children(child.pid)
-        if not grandchildren:
-            _add(found, "logger", child.pid)
-            continue
-        _add(found, "Root", child.pid)
-        for actor in grandchildren:
-            role = _root_child_role(actor, catalog, dashboard_pid, monitors)
-            _add(found, role, actor.pid)
-            if role != "Deployer":
-                continue
-            for monitor in _children(actor.pid):
-                _add(found, f"Monitor {monitors.get(monitor.pid, '?')}", monitor.pid)
+    for proc in service.system_processes():
+        with contextlib.suppress(psutil.Error):
+            name = proc.name()
+            if name.startswith("dx-"):
+                role = name.removeprefix("dx-")
+                if role == "Monitor":
+                    role = f"Monitor {monitors.get(proc.pid, '?')}"
+                _add(found, role, proc.pid)
+            elif proc.ppid() == found["admin"]:
+                _add(found, "logger", proc.pid)
     _add(found, "dashboard", dashboard_pid)
     return found
 
@@ -131,21 +109,6 @@ def admin_pid(service: Service) -> int:
 
 def _add(found: dict[str, int], role: str, pid: int) -> None:
     found[role if role not in found else f"{role} {pid}"] = pid
-
-
-def _root_child_role(
-    actor: psutil.Process, catalog: Any, dashboard_pid: int, monitors: dict[int, str]
-) -> str:
-    kids = {c.pid for c in _children(actor.pid)}
-    if dashboard_pid in kids:
-        return "Web"
-    if kids & set(monitors):
-        return "Deployer"
-    if _opens(actor, catalog.state_db):
-        return "Storage"
-    if _binds(actor, catalog.samples_socket):
-        return "Watchdog"
-    return "actor"
 
 
 # -- sampling ------------------------------------------------------------------------------------
