@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import urllib.request
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -69,6 +70,9 @@ def test_a_hung_tarball_download_blocks_no_query_no_page_and_no_other_app(
                 assert done.returncode == 0 and OTHER in done.stdout, done.stderr
 
             with running_dashboard(config, tmp_path, secrets) as dashboard, chromium() as browser:
+                # the dashboard's own way to DeployEx (its gateway), read without a browser
+                with urllib.request.urlopen(f"{dashboard.url}/metrics", timeout=ANSWER_S) as up:
+                    assert "\ndeployex_up 1\n" in up.read().decode()
                 page = browser.new_page()
                 page.set_default_timeout(30_000)
                 log_in(page, dashboard, path=f"/versions?app={OTHER}")
