@@ -50,6 +50,10 @@ class UnpackRefused(ReleaseError):
     """A tarball entry would write outside its folder or is of a refused kind."""
 
 
+class ReleaseMetadataInvalid(ReleaseError):
+    """A release's hot-upgrade metadata (relup, appup, .rel, jellyfish.json) cannot be read."""
+
+
 class SecretsError(DeployexError):
     """Secrets could not be loaded."""
 
@@ -60,6 +64,10 @@ class StateError(DeployexError):
 
 class StateDiskFull(StateError):
     """The state database cannot grow: its disk is full."""
+
+
+class TermSyntaxError(DeployexError):
+    """Erlang term text (a .rel, relup or appup file) is not valid; the message says where."""
 
 
 class BeamError(DeployexError):
