@@ -84,6 +84,13 @@ def test_monitoring_entry_defaults_are_75_90_with_restart() -> None:
     assert config.monitoring_of("atom") is None
 
 
+def test_hot_upgrade_is_on_unless_an_app_turns_it_off() -> None:
+    config = parse_config(
+        MINIMAL + "applications:\n  - name: a\n  - name: b\n    hot_upgrade: false\n"
+    )
+    assert [app.hot_upgrade for app in config.applications] == [True, False]
+
+
 def test_local_adapter_defaults_paths_under_tmp_and_cloud_ones_under_var() -> None:
     local = parse_config(MINIMAL)
     cloud = parse_config(
@@ -132,6 +139,10 @@ def test_local_adapter_defaults_paths_under_tmp_and_cloud_ones_under_var() -> No
         (
             MINIMAL + "monitoring:\n  - type: memory\n    enable_restart: maybe\n",
             "monitoring[0].enable_restart: 'maybe' is not true or false",
+        ),
+        (
+            MINIMAL + "applications:\n  - name: a\n    hot_upgrade: maybe\n",
+            "applications[0].hot_upgrade: 'maybe' is not true or false",
         ),
         (
             MINIMAL

@@ -152,6 +152,8 @@ class Application:
     restart_backoff_base_ms: int = checked(2_000, minimum=0, not_above="restart_backoff_max_ms")
     restart_backoff_max_ms: int = checked(300_000, minimum=0)
     readiness: Readiness | None = None
+    # false: every new version is a full deployment, even one that carries a relup
+    hot_upgrade: bool = True
     # DeployEx's own variables handed on, on purpose
     env_passthrough: tuple[str, ...] = checked((), form="env_name")
 
