@@ -296,6 +296,12 @@ def test_a_version_that_could_not_be_a_folder_name_is_refused(tmp_path: Path) ->
         read_release(tarball(tmp_path, upgradable()), "../0.2.0")
 
 
+def test_a_missing_release_folder_is_named_as_one(tmp_path: Path) -> None:
+    gone = tmp_path / "service" / "myapp" / "myapp-abc123" / "current"
+    with pytest.raises(ReleaseError, match=f"no release folder or tarball at {gone}$"):
+        read_release(gone, "0.1.0")
+
+
 def test_a_missing_or_damaged_tarball_is_reported_as_everywhere_else(tmp_path: Path) -> None:
     with pytest.raises(TarballMissing):
         read_release(tmp_path / "nope.tar.gz", "0.2.0")

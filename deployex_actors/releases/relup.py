@@ -84,8 +84,11 @@ def read_release(source: Path, version: str) -> ReleaseContents:
         raise ReleaseError(f"cannot read release version {version!r}: it {problem}")
     wanted = _wanted_names(version)
     source = Path(source)
-    files = _from_folder(source, wanted) if source.is_dir() else _from_tarball(source, wanted)
-    return _contents(version, files)
+    if source.is_dir():
+        return _contents(version, _from_folder(source, wanted))
+    if source.exists() or source.name.endswith(".gz"):
+        return _contents(version, _from_tarball(source, wanted))  # TarballMissing when gone
+    raise ReleaseError(f"no release folder or tarball at {source}")
 
 
 def _wanted_names(version: str) -> re.Pattern[str]:
