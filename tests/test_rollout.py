@@ -328,3 +328,28 @@ def test_full_restart_and_ghost_commands_from_the_cli(
         assert "pinned to 0.1.0" in cli("set-version", APP, "0.1.0")
         assert "following current.json" in cli("set-version", APP, "auto")
         assert "0 ghost(s) removed" in cli("unghost", APP)
+
+
+@pytest.mark.parametrize(
+    ("app", "words"),
+    [
+        ("mygleamapp", "gleam shipment"),
+        ("myerlangapp", "hot upgrade 0.1.0 -> 0.2.0: myerlangapp 0.1.0 -> 0.2.0 possible"),
+        ("myelixirapp", "hot upgrade 0.1.0 -> 0.2.0: myelixirapp 0.1.0 -> 0.2.0 possible"),
+    ],
+)
+def test_the_journal_says_once_why_a_rollout_is_a_full_deployment(
+    release_dist: ReleaseDist, tmp_path: Path, app: str, words: str
+) -> None:
+    """Hot upgrades are detected but not performed yet: every rollout is a full deployment, and
+    the journal says why, once per rollout (docs/hot-upgrades.md)."""
+    config = write_config(tmp_path, [app_entry(app, replicas=2)])
+    publish(config, release_dist, app, "0.1.0")
+    with running_service(config, tmp_path) as service:
+        service.wait_app(app, serving("0.1.0", 2), "two 0.1.0 replicas")
+        publish(config, release_dist, app, "0.2.0")
+        service.wait_app(app, serving("0.2.0", 2), "two 0.2.0 replicas", deadline_s=90)
+        (kind,) = service.client().events(app=app, kind="deployment_kind")
+        assert words in kind.message and kind.message.endswith(": full deployment")
+        history = [h for h in service.client().versions(app) if h.version == "0.2.0"]
+        assert [h.kind for h in history] == ["full_deployment"] * 2

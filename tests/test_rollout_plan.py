@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from deployex_actors.core.rollout import (
-    FULL_DEPLOYMENT,
     AppView,
     Plan,
     ReplicaView,
     Retire,
     RollBack,
     Start,
-    deployment_kind,
     plan,
     target_version,
 )
@@ -125,7 +123,3 @@ def test_target_is_desired_unless_ghosted_then_what_serves() -> None:
 def test_too_many_replicas_retires_the_extra_one() -> None:
     four = [*OLD, replica("a-4", "1", 3)]
     assert plan(view(*four, target="1")).actions == (Retire("a-4"),)
-
-
-def test_the_hot_upgrade_seam_answers_full_deployment_for_now() -> None:
-    assert deployment_kind("1", "2", has_relup=True) == FULL_DEPLOYMENT

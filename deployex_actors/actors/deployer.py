@@ -76,6 +76,7 @@ class Deployer(Supervisor):
         self.desired: DesiredRead | None = None
         self.state_read: DesiredRead | None = None  # Storage's part, while current.json is read
         self.reading_current = False
+        self.kind_reason: str | None = None  # the last hot-or-full judgement journaled
         self.error: str | None = None
         self.note = ""
         self.prepare_failures = 0
@@ -295,7 +296,10 @@ class Deployer(Supervisor):
             self.quiet[sname] = text  # a retry: journaled only if it ends another way
         else:
             self._journal("deploy", text, sname)
-        self.send(fetcher, PrepareRelease(self.app, sname, action.version))
+        replaced = self.specs.get(action.replaces) if action.replaces else None
+        running = replaced.version if replaced is not None else None
+        prepare = PrepareRelease(self.app, sname, action.version, action.replaces, running)
+        self.send(fetcher, prepare)
 
     def _retire(self, sname: str, reason: str) -> None:
         if sname in self.retiring or self.child(sname) is None:
@@ -335,6 +339,9 @@ class Deployer(Supervisor):
         if held is not None:
             self._journal("deploy", f"{held}, after {self.prepare_failures} failed attempt(s)",
                           message.sname)  # fmt: skip
+        if message.kind_reason and message.kind_reason != self.kind_reason:
+            self.kind_reason = message.kind_reason  # once per rollout, not once per replica
+            self._journal("deployment_kind", message.kind_reason, message.sname)
         self.failing = None
         self.prepare_failures = 0
         self._set_error(None)

@@ -27,7 +27,7 @@ from deployex_actors.actors.messages import (
 )
 from deployex_actors.catalog import Catalog
 from deployex_actors.config import Config
-from deployex_actors.errors import DeployexError
+from deployex_actors.errors import DeployexError, ReleaseError
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +71,20 @@ class Fetcher(DeployexActor):
         self.send(sender, replace(message, bucket_checked=True, in_bucket=in_bucket))
 
     def receiveMsg_PrepareRelease(self, message: PrepareRelease, sender: Any) -> None:
-        error = None
+        error = reason = None
         try:
-            self._prepare(message.app, message.sname, message.version)
+            reason = self._prepare(message)
         except DeployexError as exc:
             error = str(exc)
         except OSError as exc:
             error = f"cannot prepare {message.sname}: {exc}"
-        self.send(sender, ReleasePrepared(message.app, message.sname, message.version, error))
+        reply = ReleasePrepared(message.app, message.sname, message.version, error, reason)
+        self.send(sender, reply)
 
-    def _prepare(self, app: str, sname: str, version: str) -> None:
+    def _prepare(self, message: PrepareRelease) -> str | None:
+        """Download and unpack into `new/`, judge it against the replica it replaces, promote
+        it to `current/`; returns the judgement's one line (None when it replaces nothing)."""
+        app, sname, version = message.app, message.sname, message.version
         from deployex_actors.releases import safe_unpack
 
         new = self.catalog.new_dir(app, sname)
@@ -90,8 +94,33 @@ class Fetcher(DeployexActor):
         with tempfile.TemporaryDirectory(dir=new.parent, prefix=".download-") as scratch:
             tarball = self.releases.download(app, version, Path(scratch))
             safe_unpack(tarball.path, new)
+        reason = self._judge(message, new)
         previous = self.catalog.previous_dir(app, sname)
         if current.exists():
             shutil.rmtree(previous, ignore_errors=True)
             current.rename(previous)
         new.rename(current)
+        return reason
+
+    def _judge(self, message: PrepareRelease, new: Path) -> str | None:
+        """Could the new release hot-upgrade the running one? Hot upgrades are not performed
+        yet: every deployment is full, and the journal says what a hot one would have needed."""
+        from deployex_actors.core.hot_upgrade import decide
+        from deployex_actors.releases import read_release
+
+        if message.replaces is None or message.replaces_version is None:
+            return None
+        running_dir = self.catalog.current_dir(message.app, message.replaces)
+        try:
+            contents = read_release(new, message.version)
+        except ReleaseError as exc:
+            return f"{exc}: full deployment"
+        try:
+            running = read_release(running_dir, message.replaces_version)
+        except ReleaseError:
+            running = None  # judged from the relup and Jellyfish's metadata alone
+        enabled = self.config.application(message.app).hot_upgrade
+        decision = decide(message.replaces_version, contents, enabled, running)
+        if decision.hot:
+            return f"{decision.reason} possible, but not performed yet: full deployment"
+        return decision.reason

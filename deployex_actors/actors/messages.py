@@ -266,11 +266,15 @@ class Ghost:
 
 @dataclass(frozen=True)
 class PrepareRelease:
-    """Fetcher: download the version's tarball and unpack it as the sname's `current/` folder."""
+    """Fetcher: download the version's tarball and unpack it as the sname's `current/` folder;
+    when it replaces a replica (`replaces`, running `replaces_version`), say whether the new
+    release could be a hot upgrade of the running one (core.hot_upgrade)."""
 
     app: str
     sname: str
     version: str
+    replaces: str | None = None
+    replaces_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -279,6 +283,7 @@ class ReleasePrepared:
     sname: str
     version: str
     error: str | None = None
+    kind_reason: str | None = None  # why a full deployment (or that a hot upgrade would do)
 
 
 @dataclass(frozen=True)

@@ -133,8 +133,3 @@ def _overdue(replica: ReplicaView, view: AppView) -> bool:
 def _oldest_first(replicas: list[ReplicaView]) -> list[ReplicaView]:
     # Replicas that are not serving go first: replacing them costs no capacity.
     return sorted(replicas, key=lambda r: (r.ready, r.slot))
-
-
-def deployment_kind(running_version: str | None, new_version: str, has_relup: bool) -> str:
-    """Full deployment or hot upgrade. The hot-upgrade path is not built yet: always full."""
-    return FULL_DEPLOYMENT
