@@ -123,3 +123,12 @@ def test_target_is_desired_unless_ghosted_then_what_serves() -> None:
 def test_too_many_replicas_retires_the_extra_one() -> None:
     four = [*OLD, replica("a-4", "1", 3)]
     assert plan(view(*four, target="1")).actions == (Retire("a-4"),)
+
+
+def test_nothing_else_happens_while_a_replica_is_hot_upgraded_in_place() -> None:
+    upgrading = [replica("a-1", "1", 0), replica("a-2", "1", 1), replica("a-3", "1", 2)]
+    decision = plan(view(*upgrading, upgrading=frozenset({"a-1"})))
+    assert decision.actions == () and decision.in_flight == ("a-1",)
+    # once it runs the new version, the next old replica is replaced
+    done = [replica("a-1", "2", 0), *upgrading[1:]]
+    assert plan(view(*done)).actions == (Start("2", 3, "a-2"),)

@@ -24,9 +24,18 @@ the next event. Every decision is here and tested without processes; nothing her
     PRE_COMMANDS   Stop                  -> PRE_COMMANDS   KillPre (its exit ends in Stopped)
     IDLE/WAITING   Stop                  -> IDLE           Stopped
     STOPPING       KillDue               ->                Kill (SIGKILL after the grace)
+    RUNNING        UpgradeAsked          -> UPGRADING      RunUpgradeStep(0), Journal
+    other          UpgradeAsked          ->                UpgradeEnded(refused, no ghost)
+    UPGRADING      UpgradeStepDone(ok)   -> UPGRADING      RunUpgradeStep(next), Journal
+                   UpgradeStepDone(last) -> RUNNING        UpgradeEnded(ok), Journal
+                   UpgradeStepDone(fail before install) -> RUNNING  UndoUnpack, UpgradeEnded
+                   UpgradeStepDone(fail after)  -> RUNNING  Terminate (its exit is a crash)
+                   Exited                -> crash path     UpgradeEnded(failed)
+                   Stop                  -> UPGRADING      (stops once the upgrade ends)
+                   ForceRestart          -> UPGRADING      Journal (refused)
 
-"alive" is STARTING, RUNNING or STOPPING: a replica process exists. A stop for good is sticky:
-once asked, nothing starts again.
+"alive" is STARTING, RUNNING, UPGRADING or STOPPING: a replica process exists. A stop for good
+is sticky: once asked, nothing starts again.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from deployex_actors.core import hot_upgrade_steps as upgrade
 from deployex_actors.core.backoff import next_crash_streak, replica_restart_delay_ms
 from deployex_actors.core.status import ReplicaStatus
 
@@ -46,9 +56,10 @@ class Phase(StrEnum):
     STARTING = "starting"  # the process runs, not ready yet
     RUNNING = "running"  # ready
     STOPPING = "stopping"  # SIGTERM sent; `restart` says what follows its exit
+    UPGRADING = "upgrading"  # ready, and a hot upgrade runs on it (status shows "running")
 
 
-ALIVE = frozenset({Phase.STARTING, Phase.RUNNING, Phase.STOPPING})
+ALIVE = frozenset({Phase.STARTING, Phase.RUNNING, Phase.UPGRADING, Phase.STOPPING})
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,12 @@ class Policy:
 
     def backoff_s(self, streak: int) -> float:
         return replica_restart_delay_ms(streak, self.backoff_base_ms, self.backoff_max_ms) / 1000
+
+
+@dataclass(frozen=True)
+class Upgrading:
+    target: upgrade.Target
+    step: int = 0  # index in hot_upgrade_steps.STEPS of the step under way
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,7 @@ class Life:
     pre_failures: int = 0
     last_error: str | None = None
     restart_at: float | None = None  # wall clock of a scheduled start
+    upgrade: Upgrading | None = None  # in UPGRADING: which upgrade, at which step
 
     @property
     def alive(self) -> bool:
@@ -89,6 +107,8 @@ class Life:
             return ReplicaStatus.PRE_COMMANDS if self.retrying_pre else ReplicaStatus.STARTING
         if self.phase == Phase.SPAWNING:
             return ReplicaStatus.STARTING
+        if self.phase == Phase.UPGRADING:  # it serves all along
+            return ReplicaStatus.RUNNING
         return ReplicaStatus(self.phase.value)
 
 
@@ -164,9 +184,21 @@ class KillDue:
     pass
 
 
+@dataclass(frozen=True)
+class UpgradeAsked:
+    target: upgrade.Target
+    linked: bool  # the distribution link is up: the steps can be called
+
+
+@dataclass(frozen=True)
+class UpgradeStepDone:
+    step: int
+    problem: str | None  # None: the step succeeded
+
+
 Event = (
     Start | Spawned | SpawnFailed | Adopted | Gone | PreExited | PreFailed | ReadyChecked
-    | Exited | ForceRestart | Stop | KillDue
+    | Exited | ForceRestart | Stop | KillDue | UpgradeAsked | UpgradeStepDone
 )  # fmt: skip
 
 # -- effects -------------------------------------------------------------------------------------
@@ -235,9 +267,32 @@ class Stopped:
     """The replica is gone for good: drop the link, remove the pidfile, tell the Deployer."""
 
 
+@dataclass(frozen=True)
+class RunUpgradeStep:
+    target: upgrade.Target
+    step: int
+
+
+@dataclass(frozen=True)
+class UndoUnpack:
+    """Forget the unpacked release on the node (and a tarball unpack_release left behind)."""
+
+    target: upgrade.Target
+
+
+@dataclass(frozen=True)
+class UpgradeEnded:
+    """Tell the Deployer how the hot upgrade ended; on success the replica now runs B."""
+
+    target: upgrade.Target
+    ok: bool
+    message: str
+    ghost: bool = False  # the version's fault: never try it again
+
+
 Effect = (
     RunPre | KillPre | Spawn | BeginStart | Terminate | Kill | Schedule | Cancel | Journal | Link
-    | MarkReadyOnce | Stopped
+    | MarkReadyOnce | Stopped | RunUpgradeStep | UndoUnpack | UpgradeEnded
 )  # fmt: skip
 STOP_GRACE_S = 10.0
 LINK_FIRST_S = 0.2
@@ -351,7 +406,10 @@ def _ready_checked(
 def _exited(life: Life, event: Exited, policy: Policy, now: float) -> tuple[Life, tuple]:
     if not life.alive:
         return life, ()
-    done = (Cancel("ready"), Cancel("kill"))
+    done: tuple = (Cancel("ready"), Cancel("kill"))
+    if life.phase == Phase.UPGRADING:
+        done = (*done, *_upgrade_lost(life))
+        life = replace(life, upgrade=None)
     if life.stop_requested:
         idle = replace(life, phase=Phase.IDLE, restart=False)
         return idle, (*done, STOPPED_JOURNAL, Stopped())
@@ -381,6 +439,9 @@ def _force_restart(
 ) -> tuple[Life, tuple]:
     if life.stop_requested:
         return life, ()
+    if life.phase == Phase.UPGRADING:  # it takes about a second; a restart would break it
+        return life, (Journal("forced_restart", f"not done, a hot upgrade runs: {event.reason}",
+                              event.actor),)  # fmt: skip
     life = replace(life, forced_restarts=life.forced_restarts + 1)
     journal = Journal("forced_restart", event.reason, event.actor)
     if life.alive:
@@ -393,6 +454,11 @@ def _force_restart(
 
 def _stop(life: Life, event: Stop, policy: Policy, now: float) -> tuple[Life, tuple]:
     life = replace(life, stop_requested=True)
+    if life.phase == Phase.UPGRADING:  # stopped when the upgrade ends, either way
+        return life, (
+            Cancel("start"),
+            Journal("stop_deferred", "stopping once the hot upgrade ends"),
+        )
     if life.phase == Phase.PRE_COMMANDS:
         return life, (Cancel("start"), KillPre())
     if life.alive:
@@ -408,6 +474,83 @@ def _kill_due(life: Life, event: KillDue, policy: Policy, now: float) -> tuple[L
     return life, ((Kill(),) if life.alive else ())
 
 
+# -- hot upgrades --------------------------------------------------------------------------------
+
+
+def _upgrade_asked(
+    life: Life, event: UpgradeAsked, policy: Policy, now: float
+) -> tuple[Life, tuple]:
+    target = event.target
+    why = None
+    if life.phase != Phase.RUNNING or life.stop_requested:
+        why = "the replica is stopping" if life.stop_requested else f"the replica is {life.status}"
+    elif not event.linked:
+        why = "no distribution link to the replica"
+    if why is not None:
+        text = f"hot upgrade {target.from_version} -> {target.to_version} not started: {why}"
+        return life, (UpgradeEnded(target, ok=False, message=text),)
+    life = replace(life, phase=Phase.UPGRADING, upgrade=Upgrading(target))
+    text = f"hot upgrade {target.from_version} -> {target.to_version} begins"
+    return life, (Journal("hot_upgrade", text), *_next_step(target, 0))
+
+
+def _next_step(target: upgrade.Target, index: int) -> tuple:
+    return Journal("hot_upgrade_step", upgrade.progress(index)), RunUpgradeStep(target, index)
+
+
+def _upgrade_step_done(
+    life: Life, event: UpgradeStepDone, policy: Policy, now: float
+) -> tuple[Life, tuple]:
+    run = life.upgrade
+    if life.phase != Phase.UPGRADING or run is None or run.step != event.step:
+        return life, ()  # late: the replica exited meanwhile
+    target, step = run.target, upgrade.STEPS[event.step]
+    if event.problem is None and event.step + 1 < len(upgrade.STEPS):
+        return replace(life, upgrade=replace(run, step=event.step + 1)), _next_step(
+            target, event.step + 1
+        )
+    life = replace(life, phase=Phase.RUNNING, upgrade=None)
+    then = _stop_now(life) if life.stop_requested else ()
+    versions = f"{target.from_version} -> {target.to_version}"
+    if event.problem is None:
+        # B's pre-commands are none (a release with pre-commands is fully deployed).
+        life = replace(life, pre_commands=(), last_error=None)
+        text = f"hot upgrade {versions} done: the replica runs {target.to_version}"
+        return _after_stop(life), (UpgradeEnded(target, True, text), Journal("hot_upgraded", text),
+                                   *then)  # fmt: skip
+    failed = f"hot upgrade {versions} failed at {upgrade.progress(event.step)}: {event.problem}"
+    life = replace(life, last_error=failed)
+    if not step.installs:
+        text = f"{failed}; it still runs {target.from_version}"
+        ended = UpgradeEnded(target, False, text, ghost=True)
+        return _after_stop(life), (UndoUnpack(target), ended, Journal("hot_upgrade_failed", text),
+                                   *then)  # fmt: skip
+    text = f"{failed}; restarting it on its last permanent release"
+    ended = UpgradeEnded(target, False, text, ghost=True)
+    # Its exit goes the crash path (counted, with backoff), unless a stop was asked meanwhile.
+    stop = then or _terminate(for_good=False)
+    return _after_stop(life), (ended, Journal("hot_upgrade_failed", text), *stop)
+
+
+def _stop_now(life: Life) -> tuple:
+    return _terminate(for_good=True)
+
+
+def _after_stop(life: Life) -> Life:
+    return replace(life, phase=Phase.STOPPING) if life.stop_requested else life
+
+
+def _upgrade_lost(life: Life) -> tuple:
+    """The replica exited while upgrading: the crash path restarts it on its permanent release."""
+    run = life.upgrade
+    if run is None:
+        return ()
+    target = run.target
+    text = (f"hot upgrade {target.from_version} -> {target.to_version}: the replica exited "
+            f"during {upgrade.progress(run.step)}")  # fmt: skip
+    return (UpgradeEnded(target, False, text, ghost=True), Journal("hot_upgrade_failed", text))
+
+
 _HANDLERS = {
     Start: _start,
     Spawned: _spawned,
@@ -421,4 +564,6 @@ _HANDLERS = {
     ForceRestart: _force_restart,
     Stop: _stop,
     KillDue: _kill_due,
+    UpgradeAsked: _upgrade_asked,
+    UpgradeStepDone: _upgrade_step_done,
 }

@@ -7,7 +7,10 @@ there are never more than N+1 replicas.
 
 Rolling full deployment, one replica at a time with overlap: while a replica runs another
 version (or is queued for a full restart), start one replica of the target version on a free
-slot; when it is ready, retire one old replica; repeat.
+slot; when it is ready, retire one old replica; repeat. When the new version turns out to be a
+hot upgrade of the replica it was to replace (the Fetcher's judgement, core.hot_upgrade), no
+replica is started: the running one is upgraded in place, and nothing else happens until that
+ends (`upgrading`); then it runs the target version and the plan moves to the next.
 
 The rollback timer belongs to a deployment, not to a process: it runs from the moment a replica
 is deployed until it is ready for the first time (`ready_once`), and never again for that
@@ -46,6 +49,7 @@ class AppView:
     replicas: tuple[ReplicaView, ...] = ()
     preparing: tuple[tuple[str, int], ...] = ()  # (version, slot) being downloaded/unpacked
     replace: frozenset[str] = frozenset()  # snames queued for a full restart
+    upgrading: frozenset[str] = frozenset()  # snames being hot-upgraded in place
     rollback_timeout_s: float = 600.0
     now: float = 0.0
 
@@ -92,6 +96,8 @@ def plan(view: AppView) -> Plan:
     live = [r for r in view.replicas if not r.stopping]
     if view.target is None:
         return Plan(note="no version to deploy")
+    if view.upgrading:  # one replica at a time, hot or not
+        return Plan(note="hot upgrade under way", in_flight=tuple(sorted(view.upgrading)))
     fresh = [r for r in live if r.version == view.target and r.sname not in view.replace]
     stale = [r for r in live if r not in fresh]
     proven = {r.version for r in live if r.ready or r.ready_once}
