@@ -30,6 +30,7 @@ from deployex_actors.actors.messages import (
     ForceRestart,
     FullRestart,
     Ghost,
+    HotUpgradeEnded,
     Journal,
     PrepareRelease,
     ReadCurrent,
@@ -72,6 +73,7 @@ class Deployer(Supervisor):
         self.snapshots: dict[str, ReplicaSnapshot] = {}
         self.retiring: set[str] = set()
         self.preparing: dict[str, tuple[str, int]] = {}  # sname -> (version, slot)
+        self.upgrading: dict[str, RecordVersion] = {}  # sname -> its record, once upgraded
         self.replace_queue: set[str] = set()  # full restart: snames still to replace
         self.desired: DesiredRead | None = None
         self.state_read: DesiredRead | None = None  # Storage's part, while current.json is read
@@ -177,6 +179,7 @@ class Deployer(Supervisor):
             table.pop(sname, None)
         self.retiring.discard(sname)
         self.replace_queue.discard(sname)
+        self.upgrading.pop(sname, None)
 
     # -- the schedule ----------------------------------------------------------------------------
 
@@ -260,6 +263,7 @@ class Deployer(Supervisor):
             replicas=tuple(replicas),
             preparing=tuple(self.preparing.values()),
             replace=frozenset(self.replace_queue),
+            upgrading=frozenset(self.upgrading),
             rollback_timeout_s=self.config.deploy_rollback_timeout_ms / 1000,
             now=time.time(),
         )
@@ -298,7 +302,9 @@ class Deployer(Supervisor):
             self._journal("deploy", text, sname)
         replaced = self.specs.get(action.replaces) if action.replaces else None
         running = replaced.version if replaced is not None else None
-        prepare = PrepareRelease(self.app, sname, action.version, action.replaces, running)
+        desired = self.desired
+        pre = desired.pre_commands if desired and desired.version == action.version else ()
+        prepare = PrepareRelease(self.app, sname, action.version, action.replaces, running, pre)
         self.send(fetcher, prepare)
 
     def _retire(self, sname: str, reason: str) -> None:
@@ -350,10 +356,44 @@ class Deployer(Supervisor):
         pre = desired.pre_commands if same else ()
         record = RecordVersion(self.app, message.sname, version, desired.hash if same else None,
                                pre)  # fmt: skip
+        if message.hot_upgrade is not None:
+            self._hot_upgrade(message, record)
+            return
         self.send(self.start.storage, record)
         # The rollback timer starts now, once per deployment: it stops at the first ready.
         deployed = (time.time(), False)
         self._run_monitor(self._spec(message.sname, version, slot, deployed, pre=pre))
+        self._advance()
+
+    def _hot_upgrade(self, message: ReleasePrepared, record: RecordVersion) -> None:
+        """No new replica: the one it was to replace is upgraded in place by its Monitor."""
+        self._forget(message.sname)  # only its folder was made
+        order = message.hot_upgrade
+        monitor = self.child(order.sname)
+        if monitor is None or order.sname not in self.specs or order.sname in self.retiring:
+            self.note = f"{order.sname} went away before its hot upgrade"
+            self.after(0, "advance")
+            return
+        self.upgrading[order.sname] = replace(record, sname=order.sname, kind=rollout.HOT_UPGRADE)
+        self.send(monitor, order)
+        self._advance()
+
+    def receiveMsg_HotUpgradeEnded(self, message: HotUpgradeEnded, sender: Any) -> None:
+        record = self.upgrading.pop(message.sname, None)
+        spec = self.specs.get(message.sname)
+        if record is None or spec is None:
+            return
+        version = message.target.to_version
+        if message.ok:
+            self.specs[message.sname] = replace(spec, version=version, pre_commands=())
+            self.send(self.start.storage, record)
+        elif message.ghost:
+            self.send(self.start.storage, Ghost(self.app, version, message.message, message.sname))
+            if self.desired is not None:
+                self.desired = replace(self.desired, ghosts=(*self.desired.ghosts, version))
+        else:  # not the version's fault (the replica was restarting): try again a bit later
+            self.prepare_blocked_until = time.time() + prepare_retry_delay_s(1)
+            self.after(prepare_retry_delay_s(1), "advance")
         self._advance()
 
     # -- replicas --------------------------------------------------------------------------------
@@ -387,6 +427,8 @@ class Deployer(Supervisor):
     def on_child_failed(self, name: str, delay_s: float) -> None:
         if name != FETCHER.name:
             self._journal("monitor_restart", f"Monitor of {name} died; restarting it", sname=name)
+            if self.upgrading.pop(name, None) is not None:
+                self.after(0, "advance")  # its successor adopts the replica; plan again then
             return
         self._journal("fetcher_restart", f"the release fetcher died; restarting it in "
                       f"{delay_s:.1f} s")  # fmt: skip

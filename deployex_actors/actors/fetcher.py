@@ -19,6 +19,7 @@ from typing import Any
 from deployex_actors.actors.base import DeployexActor
 from deployex_actors.actors.messages import (
     CurrentRead,
+    HotUpgrade,
     PrepareRelease,
     ReadCurrent,
     ReleasePrepared,
@@ -27,6 +28,7 @@ from deployex_actors.actors.messages import (
 )
 from deployex_actors.catalog import Catalog
 from deployex_actors.config import Config
+from deployex_actors.core.hot_upgrade_steps import Target
 from deployex_actors.errors import DeployexError, ReleaseError
 
 log = logging.getLogger(__name__)
@@ -71,19 +73,21 @@ class Fetcher(DeployexActor):
         self.send(sender, replace(message, bucket_checked=True, in_bucket=in_bucket))
 
     def receiveMsg_PrepareRelease(self, message: PrepareRelease, sender: Any) -> None:
-        error = reason = None
+        error = reason = hot = None
         try:
-            reason = self._prepare(message)
+            reason, hot = self._prepare(message)
         except DeployexError as exc:
             error = str(exc)
         except OSError as exc:
             error = f"cannot prepare {message.sname}: {exc}"
-        reply = ReleasePrepared(message.app, message.sname, message.version, error, reason)
+        reply = ReleasePrepared(message.app, message.sname, message.version, error, reason, hot)
         self.send(sender, reply)
 
-    def _prepare(self, message: PrepareRelease) -> str | None:
-        """Download and unpack into `new/`, judge it against the replica it replaces, promote
-        it to `current/`; returns the judgement's one line (None when it replaces nothing)."""
+    def _prepare(self, message: PrepareRelease) -> tuple[str | None, HotUpgrade | None]:
+        """Download and unpack into `new/`, judge it against the replica it replaces. A hot
+        upgrade: the tarball goes where the running replica's release_handler reads it, and
+        `new/` away. Otherwise `new/` becomes `current/`. Returns the judgement's one line (None
+        when it replaces nothing) and the hot upgrade to run, if it is one."""
         app, sname, version = message.app, message.sname, message.version
         from deployex_actors.releases import safe_unpack
 
@@ -94,33 +98,47 @@ class Fetcher(DeployexActor):
         with tempfile.TemporaryDirectory(dir=new.parent, prefix=".download-") as scratch:
             tarball = self.releases.download(app, version, Path(scratch))
             safe_unpack(tarball.path, new)
-        reason = self._judge(message, new)
+            reason, hot = self._judge(message, new)
+            if hot is not None:
+                self._place(tarball.path, hot)
+        if hot is not None:
+            shutil.rmtree(new, ignore_errors=True)
+            return reason, hot
         previous = self.catalog.previous_dir(app, sname)
         if current.exists():
             shutil.rmtree(previous, ignore_errors=True)
             current.rename(previous)
         new.rename(current)
-        return reason
+        return reason, None
 
-    def _judge(self, message: PrepareRelease, new: Path) -> str | None:
-        """Could the new release hot-upgrade the running one? Hot upgrades are not performed
-        yet: every deployment is full, and the journal says what a hot one would have needed."""
-        from deployex_actors.core.hot_upgrade import decide
+    def _judge(self, message: PrepareRelease, new: Path) -> tuple[str | None, HotUpgrade | None]:
+        """Can the new release hot-upgrade the running one? The journal line, and the upgrade."""
+        from deployex_actors.core.hot_upgrade import decide, unless_pre_commands
         from deployex_actors.releases import read_release
 
         if message.replaces is None or message.replaces_version is None:
-            return None
+            return None, None
         running_dir = self.catalog.current_dir(message.app, message.replaces)
         try:
             contents = read_release(new, message.version)
         except ReleaseError as exc:
-            return f"{exc}: full deployment"
+            return f"{exc}: full deployment", None
         try:
             running = read_release(running_dir, message.replaces_version)
         except ReleaseError:
             running = None  # judged from the relup and Jellyfish's metadata alone
         enabled = self.config.application(message.app).hot_upgrade
         decision = decide(message.replaces_version, contents, enabled, running)
-        if decision.hot:
-            return f"{decision.reason} possible, but not performed yet: full deployment"
-        return decision.reason
+        decision = unless_pre_commands(decision, message.pre_commands)
+        if not decision.hot or not contents.name:
+            return decision.reason, None
+        target = Target(contents.name, message.replaces_version, message.version)
+        return decision.reason, HotUpgrade(message.app, message.replaces, target)
+
+    def _place(self, tarball: Path, hot: HotUpgrade) -> None:
+        """Where `release_handler:unpack_release("B/{release}")` reads it on the running node."""
+        dest = self.catalog.current_dir(hot.app, hot.sname) / hot.target.tarball
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        scratch = dest.with_name(f".{dest.name}.part")
+        shutil.copyfile(tarball, scratch)
+        scratch.replace(dest)

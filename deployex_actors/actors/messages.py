@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployex_actors.config import Config
+from deployex_actors.core.hot_upgrade_steps import Target
 from deployex_actors.core.status import AppSnapshot, ReplicaSnapshot
 
 # -- generic -------------------------------------------------------------------------------------
@@ -275,6 +276,26 @@ class PrepareRelease:
     version: str
     replaces: str | None = None
     replaces_version: str | None = None
+    pre_commands: tuple[str, ...] = ()  # current.json's: a hot upgrade would not run them
+
+
+@dataclass(frozen=True)
+class HotUpgrade:
+    """Monitor of `sname`: hot-upgrade the running replica to `target.to_version`; its tarball is
+    in place (core.hot_upgrade_steps). Answered with HotUpgradeEnded."""
+
+    app: str
+    sname: str
+    target: Target
+
+
+@dataclass(frozen=True)
+class HotUpgradeEnded:
+    sname: str
+    target: Target
+    ok: bool
+    message: str
+    ghost: bool = False  # failed because of the version: ghost it
 
 
 @dataclass(frozen=True)
@@ -283,7 +304,8 @@ class ReleasePrepared:
     sname: str
     version: str
     error: str | None = None
-    kind_reason: str | None = None  # why a full deployment (or that a hot upgrade would do)
+    kind_reason: str | None = None  # why a full deployment, or that it is a hot upgrade
+    hot_upgrade: HotUpgrade | None = None  # set: nothing was unpacked for `sname`, upgrade this
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ it starts the replica (pre-commands first) with its language's command, in its o
 stdout/stderr appended to the replica's log files, and records it in a pidfile; or adopts a live
 replica from that pidfile. It learns of the exit at once through a pidfd, sends SIGTERM to the
 process group and SIGKILL after the grace period, and holds the replica's distribution link
-(`replica.link_upkeep`) and its sampling (`replica.sampler`).
+(`replica.link_upkeep`) and its sampling (`replica.sampler`). It runs hot upgrades on the
+replica over that link (`replica.hot_upgrade`, the steps in `core.hot_upgrade_steps`).
 
 The replica outlives the Monitor: a Monitor that exits for any reason other than StopReplica
 leaves it running for the next Monitor to adopt.
@@ -24,6 +25,8 @@ from typing import Any
 from deployex_actors.actors.base import DeployexActor
 from deployex_actors.actors.messages import (
     ForceRestart,
+    HotUpgrade,
+    HotUpgradeEnded,
     Journal,
     ReplicaChanged,
     ReplicaSpec,
@@ -39,7 +42,7 @@ from deployex_actors.core import lifecycle as lc
 from deployex_actors.core.metrics import next_tick
 from deployex_actors.core.status import ReplicaSnapshot
 from deployex_actors.errors import DeployexError
-from deployex_actors.replica import pidfile, process, readiness
+from deployex_actors.replica import hot_upgrade, pidfile, process, readiness
 from deployex_actors.replica.link_upkeep import LinkUpkeep
 from deployex_actors.replica.sampler import ReplicaSampler
 
@@ -71,6 +74,7 @@ class Monitor(DeployexActor):
         self._reported: ReplicaSnapshot | None = None
         self._replica: Replica | None = None
         self._start_command: Command | None = None  # the same for every restart: built once
+        self.upgrades: hot_upgrade.UpgradeRunner | None = None
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -171,6 +175,15 @@ class Monitor(DeployexActor):
                 self._mark_ready_once()
             case lc.Stopped():
                 self._stopped()
+            case lc.RunUpgradeStep(target, index):
+                self._run_upgrade_step(target, index)
+            case lc.UndoUnpack(target):
+                problem = hot_upgrade.undo_unpack(self.links.link, self.replica.release_dir, target)
+                if problem is not None:
+                    log.warning("%s: unpacked %s not forgotten: %s", self, target.to_version,
+                                problem)  # fmt: skip
+            case lc.UpgradeEnded(target, ok, text, ghost):
+                self._upgrade_ended(target, ok, text, ghost)
 
     def _start_event(self) -> lc.Start:
         path = executable(self.replica)
@@ -197,6 +210,31 @@ class Monitor(DeployexActor):
     def receiveMsg_StopReplica(self, message: StopReplica, sender: Any) -> None:
         if self.spec is not None:
             self._on(lc.Stop())
+
+    # -- hot upgrades ----------------------------------------------------------------------------
+
+    def receiveMsg_HotUpgrade(self, message: HotUpgrade, sender: Any) -> None:
+        if self.spec is not None:
+            self._on(lc.UpgradeAsked(message.target, self.links.connected))
+
+    def _run_upgrade_step(self, target: Any, index: int) -> None:
+        if self.upgrades is None:
+            self.upgrades = hot_upgrade.UpgradeRunner()
+            self.watch(self.upgrades.fd, self._upgrade_step_done)
+        self.upgrades.run(self.links.link, self.replica.release_dir, target, index)
+
+    def _upgrade_step_done(self) -> None:
+        for index, problem in self.upgrades.collect():
+            self._on(lc.UpgradeStepDone(index, problem))
+
+    def _upgrade_ended(self, target: Any, ok: bool, text: str, ghost: bool) -> None:
+        if ok:  # the same process now runs the new version: say so wherever the version shows
+            self.spec = replace(self.spec, version=target.to_version, pre_commands=())
+            if self.record is not None and self.record.pid == self.pid:
+                self.record = replace(self.record, version=target.to_version)
+                self._persist()
+        if self.deployer is not None:
+            self.send(self.deployer, HotUpgradeEnded(self.sname, target, ok, text, ghost))
 
     # -- effects: processes ----------------------------------------------------------------------
 

@@ -1,0 +1,102 @@
+"""A hot upgrade's steps, performed on the replica over the Monitor's distribution link.
+
+Each step (core.hot_upgrade_steps) runs on a thread of its own, so that the Monitor keeps
+hearing its replica's exit, a stop or a timer while `install_release` waits on the node (up
+to the step's timeout). The thread writes a byte to a pipe that the Monitor watches, like the
+link's node-down (see link_upkeep); `collect()` then hands over the finished steps' results.
+No helper node, no erl_call: the calls go through the link the Monitor already holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import shutil
+import threading
+from pathlib import Path
+
+from deployex_actors.beam.link import NodeLink
+from deployex_actors.core import hot_upgrade_steps as steps
+from deployex_actors.errors import BeamError
+
+log = logging.getLogger(__name__)
+
+
+class UpgradeRunner:
+    def __init__(self) -> None:
+        self.fd, self._write_fd = os.pipe()
+        self._done: queue.SimpleQueue[tuple[int, str | None]] = queue.SimpleQueue()
+
+    def run(self, link: NodeLink | None, root: Path, target: steps.Target, index: int) -> None:
+        """Start step `index`; its (index, problem) comes out of `collect()` once it ends."""
+
+        def work() -> None:
+            try:
+                problem = perform(link, root, target, index)
+            except Exception as exc:  # whatever it was, the step failed
+                log.exception("hot upgrade step %s", index)
+                problem = f"{type(exc).__name__}: {exc}"
+            self._done.put((index, problem))
+            with contextlib.suppress(OSError):
+                os.write(self._write_fd, b"x")
+
+        threading.Thread(target=work, name=f"hot-upgrade step {index}", daemon=True).start()
+
+    def collect(self) -> list[tuple[int, str | None]]:
+        with contextlib.suppress(OSError):
+            os.read(self.fd, 4096)
+        found = []
+        while not self._done.empty():
+            found.append(self._done.get())
+        return found
+
+    def close(self) -> None:
+        for fd in (self.fd, self._write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def perform(link: NodeLink | None, root: Path, target: steps.Target, index: int) -> str | None:
+    """Run one step; None when it succeeded, else what went wrong, in one line."""
+    step = steps.STEPS[index]
+    if step.local:
+        return _point_start_script(root, target)
+    if link is None or not link.alive:
+        return "no distribution link to the replica"
+    module, function, args = steps.call(step, target)
+    try:
+        reply = link.rpc(module, function, args, step.timeout_s)
+    except BeamError as exc:
+        return str(exc)
+    return steps.problem(step, reply, target)
+
+
+def undo_unpack(link: NodeLink | None, root: Path, target: steps.Target) -> str | None:
+    """After a failure before install: the node forgets the unpacked release (its files stay,
+    see core.hot_upgrade_steps), and a tarball it did not unpack is removed."""
+    with contextlib.suppress(OSError):
+        (root / target.tarball).unlink()
+    if link is None or not link.alive:
+        return "no distribution link to the replica"
+    module, function, args = steps.undo_call(target)
+    try:
+        reply = link.rpc(module, function, args, steps.UNDO_TIMEOUT_S)
+    except BeamError as exc:
+        return str(exc)
+    # {error, {no_such_release, B}}: the unpack itself failed, nothing to forget.
+    return None if reply == "ok" or "no_such_release" in steps.show(reply) else steps.show(reply)
+
+
+def _point_start_script(root: Path, target: steps.Target) -> str | None:
+    source, dest = (root / p for p in steps.start_script(target))
+    if not source.is_file():
+        return None  # mix: the script reads releases/start_erl.data, made permanent already
+    scratch = dest.with_name(f".{dest.name}.new")
+    try:
+        shutil.copy2(source, scratch)
+        scratch.replace(dest)
+    except OSError as exc:
+        return f"cannot copy {source.name} over {dest.name}: {exc}"
+    return None
