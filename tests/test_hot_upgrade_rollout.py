@@ -7,7 +7,10 @@ Erlang app, prints "code_change from" to the replica's stdout log.
 
 from __future__ import annotations
 
+import io
 import os
+import re
+import tarfile
 import time
 from pathlib import Path
 
@@ -15,7 +18,9 @@ import pytest
 
 from deployex_actors.beam import Atom, connect
 from deployex_actors.beam.terms import text
+from deployex_actors.config import load_config
 from deployex_actors.core.status import AppSnapshot
+from deployex_actors.releases import release_store
 from deployex_actors.replica import pidfile
 from deployex_actors.secrets.model import DEV_COOKIE, ERLANG_COOKIE
 from tests.beam_fixtures import ReleaseDist
@@ -107,3 +112,68 @@ def test_a_hot_upgradable_version_replaces_the_code_in_the_running_replicas(
             print(f"{replica.sname}: in place in {(done - begun).total_seconds():.3f} s")
         assert len(journal(service, app, "started")) == 2  # the first starts, nothing since
         service.wait_app(app, lambda a: a.rollout == "converged", "the rollout converged", 10)
+
+
+BROKEN = "0.2.1"
+
+
+def broken_release(source: Path, dest: Path, app: str) -> Path:
+    """The real 0.2.0 tarball as release 0.2.1 (its applications unchanged), whose relup loads a
+    module that is not there: hot-upgradable on paper, refused by check_install_release."""
+
+    def rename(name: str) -> str:
+        name = name.replace(f"releases/{TO}/", f"releases/{BROKEN}/")
+        return name.replace(f"releases/{app}-{TO}.rel", f"releases/{app}-{BROKEN}.rel")
+
+    def rewrite(name: str, data: bytes) -> bytes:
+        if name.endswith(".rel"):
+            return data.replace(f'{{"{app}","{TO}"}}'.encode(), f'{{"{app}","{BROKEN}"}}'.encode())
+        if name.endswith("/relup"):
+            text = data.decode().replace(f'"{TO}"', f'"{BROKEN}"', 1)
+            loads = re.compile(r"(\{load_object_code,\{\w+,\"[^\"]+\",\[)")
+            return loads.sub(r"\1hot_upgrade_missing_module,", text, count=1).encode()
+        return data
+
+    with tarfile.open(source) as old, tarfile.open(dest, "w:gz", compresslevel=1) as new:
+        for member in old:
+            name = member.name
+            member.name = rename(name)
+            if member.isfile():
+                data = rewrite(member.name, old.extractfile(member).read())
+                member.size = len(data)
+                new.addfile(member, io.BytesIO(data))
+            else:
+                new.addfile(member)
+    return dest
+
+
+@pytest.mark.parametrize("app", ["myerlangapp", "myelixirapp"])
+def test_a_hot_upgrade_refused_before_install_ghosts_the_version_and_changes_nothing(
+    release_dist: ReleaseDist, tmp_path: Path, app: str
+) -> None:
+    config = write_config(tmp_path, [app_entry(app, replicas=2)])
+    publish(config, release_dist, app, FROM)
+    broken = broken_release(release_dist.tarball(app, TO), tmp_path / f"{app}-{BROKEN}.tar.gz", app)
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app(app, serving(FROM, 2), f"two {FROM} replicas")
+        release_store(load_config(config)).publish(app, BROKEN, broken, [])
+        service.wait_app(app, lambda a: BROKEN in a.ghosts, f"{BROKEN} ghosted", 60)
+        after = service.wait_app(app, lambda a: a.rollout == "converged", "converged", 20)
+
+        assert {r.sname: r.pid for r in after.replicas} == {r.sname: r.pid for r in before.replicas}
+        assert [(r.version, r.crash_restarts) for r in after.replicas] == [(FROM, 0)] * 2
+        (kind,) = journal(service, app, "deployment_kind")
+        assert kind.startswith(f"hot upgrade {FROM} -> {BROKEN}")
+        (failed,) = journal(service, app, "hot_upgrade_failed")  # one replica tried, not both
+        assert (
+            "step 2 of 5: check_install_release" in failed
+            and "hot_upgrade_missing_module" in failed
+        )
+        assert failed.endswith(f"it still runs {FROM}")
+        for replica in after.replicas:
+            assert banner(replica.ports["PORT"]) == f"{app} {FROM}\n"
+            on_node = releases_on_node(replica.node)
+            assert on_node[FROM] == "permanent" and BROKEN not in on_node, on_node
+            assert on_node["upgraded_from"] == Atom("undefined")
+        assert [h.version for h in service.client().versions(app)] == [FROM, FROM]
+        assert [g.version for g in service.client().ghosts(app)] == [BROKEN]

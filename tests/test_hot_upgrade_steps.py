@@ -100,7 +100,7 @@ def test_a_replica_that_exits_mid_upgrade_crashes_and_the_upgrade_ends() -> None
     life, effects = run(life, lc.Exited(137, 5.0))
     assert life.crash_restarts == 1 and life.upgrade is None
     (ended,) = [e for e in effects if isinstance(e, lc.UpgradeEnded)]
-    assert ended.ghost and "exited during hot upgrade step 1 of 5" in ended.message
+    assert ended.ghost and "exited during step 1 of 5 (unpack_release)" in ended.message
     # the late answer of the step under way changes nothing
     assert run(life, lc.UpgradeStepDone(0, "node down"))[1] == []
 

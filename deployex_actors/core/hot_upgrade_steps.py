@@ -64,8 +64,12 @@ STEPS = (
 )
 
 
+def position(index: int) -> str:
+    return f"step {index + 1} of {len(STEPS)}"
+
+
 def progress(index: int) -> str:
-    return f"hot upgrade step {index + 1} of {len(STEPS)}: {STEPS[index].name}"
+    return f"hot upgrade {position(index)}: {STEPS[index].name}"
 
 
 def call(step: Step, target: Target) -> tuple[str, str, list[Any]]:

@@ -518,7 +518,7 @@ def _upgrade_step_done(
         text = f"hot upgrade {versions} done: the replica runs {target.to_version}"
         return _after_stop(life), (UpgradeEnded(target, True, text), Journal("hot_upgraded", text),
                                    *then)  # fmt: skip
-    failed = f"hot upgrade {versions} failed at {upgrade.progress(event.step)}: {event.problem}"
+    failed = f"hot upgrade {versions} failed at {upgrade.position(event.step)}: {event.problem}"
     life = replace(life, last_error=failed)
     if not step.installs:
         text = f"{failed}; it still runs {target.from_version}"
@@ -547,7 +547,7 @@ def _upgrade_lost(life: Life) -> tuple:
         return ()
     target = run.target
     text = (f"hot upgrade {target.from_version} -> {target.to_version}: the replica exited "
-            f"during {upgrade.progress(run.step)}")  # fmt: skip
+            f"during {upgrade.position(run.step)} ({upgrade.STEPS[run.step].name})")  # fmt: skip
     return (UpgradeEnded(target, False, text, ghost=True), Journal("hot_upgrade_failed", text))
 
 
