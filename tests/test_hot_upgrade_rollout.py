@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import tarfile
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.deployex_service import (
     banner,
     publish,
     running_service,
+    wait_banner,
     write_config,
 )
 
@@ -112,6 +114,20 @@ def test_a_hot_upgradable_version_replaces_the_code_in_the_running_replicas(
             print(f"{replica.sname}: in place in {(done - begun).total_seconds():.3f} s")
         assert len(journal(service, app, "started")) == 2  # the first starts, nothing since
         service.wait_app(app, lambda a: a.rollout == "converged", "the rollout converged", 10)
+
+        # a crash later restarts it on the new release, the one made permanent
+        victim = after.replicas[0]
+        os.kill(victim.pid, signal.SIGKILL)
+        again = service.wait_app(
+            app,
+            lambda a: any(r.sname == victim.sname and r.pid not in (None, victim.pid)
+                          and r.status == "running" for r in a.replicas),
+            "the crashed replica running again",
+        )  # fmt: skip
+        restarted = next(r for r in again.replicas if r.sname == victim.sname)
+        assert restarted.version == TO and restarted.crash_restarts == 1
+        wait_banner(restarted.ports["PORT"], f"{app} {TO}\n")
+        assert releases_on_node(restarted.node)[TO] == "permanent"
 
 
 BROKEN = "0.2.1"
