@@ -133,9 +133,17 @@ def test_a_hot_upgradable_version_replaces_the_code_in_the_running_replicas(
 BROKEN = "0.2.1"
 
 
-def broken_release(source: Path, dest: Path, app: str) -> Path:
-    """The real 0.2.0 tarball as release 0.2.1 (its applications unchanged), whose relup loads a
-    module that is not there: hot-upgradable on paper, refused by check_install_release."""
+MISSING_MODULE = (r"(\{load_object_code,\{\w+,\"[^\"]+\",\[)", r"\1hot_upgrade_missing_module,")
+# After the point of no return: check_install_release does not run it, install_release does.
+HALTS_DURING_INSTALL = (r"point_of_no_return,", r"point_of_no_return,{apply,{erlang,halt,[3]}},")
+
+
+def broken_release(
+    source: Path, dest: Path, app: str, damage: tuple[str, str] = MISSING_MODULE
+) -> Path:
+    """The real 0.2.0 tarball as release 0.2.1 (its applications unchanged) with its relup's
+    upgrade damaged: hot-upgradable on paper. By default it loads a module that is not there,
+    which check_install_release refuses."""
 
     def rename(name: str) -> str:
         name = name.replace(f"releases/{TO}/", f"releases/{BROKEN}/")
@@ -146,8 +154,7 @@ def broken_release(source: Path, dest: Path, app: str) -> Path:
             return data.replace(f'{{"{app}","{TO}"}}'.encode(), f'{{"{app}","{BROKEN}"}}'.encode())
         if name.endswith("/relup"):
             text = data.decode().replace(f'"{TO}"', f'"{BROKEN}"', 1)
-            loads = re.compile(r"(\{load_object_code,\{\w+,\"[^\"]+\",\[)")
-            return loads.sub(r"\1hot_upgrade_missing_module,", text, count=1).encode()
+            return re.sub(damage[0], damage[1], text, count=1).encode()
         return data
 
     with tarfile.open(source) as old, tarfile.open(dest, "w:gz", compresslevel=1) as new:
@@ -193,3 +200,28 @@ def test_a_hot_upgrade_refused_before_install_ghosts_the_version_and_changes_not
             assert on_node["upgraded_from"] == Atom("undefined")
         assert [h.version for h in service.client().versions(app)] == [FROM, FROM]
         assert [g.version for g in service.client().ghosts(app)] == [BROKEN]
+
+
+def test_a_replica_that_dies_during_install_comes_back_on_its_permanent_release(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    app = "myerlangapp"
+    config = write_config(tmp_path, [app_entry(app, replicas=2)])
+    publish(config, release_dist, app, FROM)
+    source = release_dist.tarball(app, TO)
+    broken = broken_release(source, tmp_path / "halts.tar.gz", app, HALTS_DURING_INSTALL)
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app(app, serving(FROM, 2), f"two {FROM} replicas")
+        release_store(load_config(config)).publish(app, BROKEN, broken, [])
+        service.wait_app(app, lambda a: BROKEN in a.ghosts, f"{BROKEN} ghosted", 60)
+        after = service.wait_app(
+            app, lambda a: serving(FROM, 2)(a) and a.rollout == "converged", "back on 0.1.0", 30
+        )
+        pids = {r.sname: r.pid for r in before.replicas}
+        (victim,) = [r for r in after.replicas if r.pid != pids[r.sname]]  # the one it ran on
+        assert victim.sname in pids and victim.crash_restarts == 1 and victim.version == FROM
+        wait_banner(victim.ports["PORT"], f"{app} {FROM}\n")
+        assert releases_on_node(victim.node)[FROM] == "permanent"
+        (failed,) = journal(service, app, "hot_upgrade_failed")
+        assert "step 3 of 5" in failed, failed
+        assert [h.version for h in service.client().versions(app)] == [FROM, FROM]
