@@ -268,8 +268,8 @@ class Ghost:
 @dataclass(frozen=True)
 class PrepareRelease:
     """Fetcher: download the version's tarball and unpack it as the sname's `current/` folder;
-    when it replaces a replica (`replaces`, running `replaces_version`), say whether the new
-    release could be a hot upgrade of the running one (core.hot_upgrade)."""
+    when it replaces a replica (`replaces`, running `replaces_version`) and is a hot upgrade of
+    it (core.hot_upgrade), place the tarball in that replica's release instead and say so."""
 
     app: str
     sname: str
