@@ -24,7 +24,7 @@ from deployex_actors.core.status import AppSnapshot
 from deployex_actors.releases import release_store
 from deployex_actors.replica import pidfile
 from deployex_actors.secrets.model import DEV_COOKIE, ERLANG_COOKIE
-from tests.beam_fixtures import ReleaseDist
+from tests.beam_fixtures import ReleaseDist, wait_until
 from tests.deployex_service import (
     Service,
     app_entry,
@@ -34,6 +34,7 @@ from tests.deployex_service import (
     wait_banner,
     write_config,
 )
+from tests.probes import Prober
 
 pytestmark = pytest.mark.slow
 
@@ -72,10 +73,17 @@ def test_a_hot_upgradable_version_replaces_the_code_in_the_running_replicas(
     publish(config, release_dist, app, FROM)
     with running_service(config, tmp_path) as service:
         before = service.wait_app(app, serving(FROM, 2), f"two {FROM} replicas")
-        started = time.monotonic()
-        publish(config, release_dist, app, TO)
-        after = service.wait_app(app, serving(TO, 2), f"two {TO} replicas, upgraded", 90)
-        print(f"{app}: both replicas hot-upgraded {time.monotonic() - started:.2f} s after publish")
+        # 20 Hz on each replica's port, all along: a hot upgrade refuses nobody
+        with Prober([r.ports["PORT"] for r in before.replicas]).running() as prober:
+            wait_until(lambda: len(prober.counts) > 5, 10, "the prober started")
+            started = time.monotonic()
+            publish(config, release_dist, app, TO)
+            after = service.wait_app(app, serving(TO, 2), f"two {TO} replicas, upgraded", 90)
+            elapsed = time.monotonic() - started
+            wait_until(lambda: f"{app} {TO}" in prober.versions, 10, "the prober saw 0.2.0")
+        print(f"{app}: both replicas hot-upgraded {elapsed:.2f} s after publish")
+        assert min(prober.counts) == 2, prober.counts
+        assert prober.versions == {f"{app} {FROM}", f"{app} {TO}"}
 
         # the same replicas, the same OS processes, nothing restarted
         assert {r.sname: r.pid for r in after.replicas} == {r.sname: r.pid for r in before.replicas}
