@@ -27,7 +27,7 @@ APP_KEYS = {"app", "language", "replicas_wanted", "desired_version", "error", "r
             "pinned_version", "ghosts", "rollout"}  # fmt: skip
 REPLICA_KEYS = {"app", "sname", "node", "version", "status", "slot", "ports", "pid", "started_at",
                 "crash_restarts", "forced_restarts", "otp", "adopted", "last_error", "restart_at",
-                "ready_once"}  # fmt: skip
+                "ready_once", "upgrade"}  # fmt: skip
 
 
 def cli(service: Service, *args: str) -> str:

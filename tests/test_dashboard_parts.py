@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -560,6 +561,14 @@ def test_no_dashboard_module_is_imported_by_the_actor_system() -> None:
         or "import panel" in path.read_text()
     ]
     assert offenders == []
+
+
+def test_a_replica_card_shows_the_step_of_a_hot_upgrade_while_it_runs() -> None:
+    replica = ReplicaSnapshot("app", "app-abc123", "app-abc123@h", "0.1.0", "running", 0, pid=42,
+                              upgrade="hot upgrade step 3 of 5: install_release")  # fmt: skip
+    rendered = card_html(replica, None, APP, now=190.0)
+    assert 'data-field="upgrade">step 3 of 5: install_release<' in rendered
+    assert 'data-field="upgrade"' not in card_html(replace(replica, upgrade=None), None, APP, 190)
 
 
 def test_the_deployex_card_shows_a_state_database_problem_while_it_lasts() -> None:

@@ -119,6 +119,8 @@ def card_html(
     ]
     if replica.adopted:
         fields.append(("adopted", "Adopted", "yes (running before this DeployEx)"))
+    if replica.upgrade:
+        fields.append(("upgrade", "Hot upgrade", replica.upgrade.removeprefix("hot upgrade ")))
     rows = "".join(
         f'<dt>{label}</dt><dd data-field="{key}">{esc(str(value))}</dd>'
         for key, label, value in fields

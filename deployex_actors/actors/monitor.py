@@ -417,6 +417,7 @@ class Monitor(DeployexActor):
             last_error=life.last_error or self.pidfile_error,
             restart_at=life.restart_at,
             ready_once=self.ready_once,
+            upgrade=life.upgrade_progress,
         )
 
     def _report(self) -> None:

@@ -101,6 +101,11 @@ class Life:
         return self.phase in ALIVE
 
     @property
+    def upgrade_progress(self) -> str | None:
+        """ "hot upgrade step 3 of 5: install_release" while one runs, for the status."""
+        return None if self.upgrade is None else upgrade.progress(self.upgrade.step)
+
+    @property
     def status(self) -> ReplicaStatus:
         """What status shows: a scheduled start is "starting" (or "pre_commands" again)."""
         if self.phase == Phase.WAITING:

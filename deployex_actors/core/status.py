@@ -35,6 +35,7 @@ class ReplicaSnapshot:
     last_error: str | None = None
     restart_at: float | None = None  # when a restart is scheduled (crash backoff)
     ready_once: bool = False  # ready at least once since its deployment (see core.rollout)
+    upgrade: str | None = None  # a hot upgrade under way: "hot upgrade step 3 of 5: ..."
 
     def uptime_s(self, now: float | None = None) -> float | None:
         if self.started_at is None or self.pid is None:
