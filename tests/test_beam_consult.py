@@ -169,7 +169,10 @@ def erlang_text(term: Any) -> str:
         return "'" + "".join(_escape(c, "'") for c in term) + "'"
     if isinstance(term, str):
         return '"' + "".join(_escape(c, '"') for c in term) + '"'
-    if isinstance(term, int | float):
+    if isinstance(term, float):  # Erlang's floats always have a dot: 1.0e-5, never 1e-05
+        mantissa, e, exponent = repr(term).partition("e")
+        return (mantissa if "." in mantissa else mantissa + ".0") + e + exponent
+    if isinstance(term, int):
         return repr(term)
     if isinstance(term, bytes):
         return "<<" + ",".join(str(b) for b in term) + ">>"
