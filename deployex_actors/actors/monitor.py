@@ -44,7 +44,6 @@ from deployex_actors.beam.launch import (
 from deployex_actors.beam.link import NodeLink
 from deployex_actors.catalog import Catalog
 from deployex_actors.core.backoff import next_crash_streak, replica_restart_delay_ms
-from deployex_actors.core.metrics import next_tick
 from deployex_actors.core.status import ReplicaSnapshot
 from deployex_actors.errors import BeamError, DeployexError
 from deployex_actors.replica import pidfile, process, readiness
@@ -111,8 +110,7 @@ class Monitor(DeployexActor):
             config.watchdog_interval_ms / 1000,
             self.app_config.ready_after_ms / 1000,
         )
-        self.next_sample_at = next_tick(time.time(), self.sampler.period_s)
-        self.after(self.next_sample_at - time.time(), "sample")
+        self.sampler.start(lambda: (self.pid, self.link))  # on its own thread (see sampler)
         record = pidfile.read(self.pidfile)
         self.deployed_at = self.spec.deployed_at or (
             record.deployment_started_at if record is not None else time.time()
@@ -400,8 +398,6 @@ class Monitor(DeployexActor):
             self._try_link()
         elif timer.kind == "pidfile":
             self._persist()
-        elif timer.kind == "sample":
-            self._sample()
 
     def _check_ready(self) -> None:
         """Ready = ran `ready_after_ms` and, when configured, the readiness check passes."""
@@ -469,13 +465,6 @@ class Monitor(DeployexActor):
             with contextlib.suppress(OSError):
                 os.close(write_fd)
             self.link_signal = None
-
-    # -- samples for the watchdog ----------------------------------------------------------------
-
-    def _sample(self) -> None:
-        self.sampler.sample(self.pid, self.link)
-        self.next_sample_at = next_tick(time.time(), self.sampler.period_s)
-        self.after(self.next_sample_at - time.time(), "sample")
 
     # -- reporting -------------------------------------------------------------------------------
 
