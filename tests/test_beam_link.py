@@ -62,10 +62,17 @@ def test_node_killed_mid_call_fails_the_call_at_once(tmp_path: Path) -> None:
             link.rpc("erlang", "node", [])
 
 
+def freeze(pid: int) -> None:
+    """SIGSTOP, and wait until it took: a request sent meanwhile could still be answered."""
+    os.kill(pid, signal.SIGSTOP)
+    wait_until(lambda: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T",
+               5, f"process {pid} stopped", interval_s=0.01)  # fmt: skip
+
+
 def test_a_frozen_node_is_declared_down_within_the_tick_window(tmp_path: Path) -> None:
     with erl_node(tmp_path) as node:
         link = connect(node.node, node.cookie, tick_s=0.25)
-        os.kill(node.pid, signal.SIGSTOP)  # alive but silent: only missing ticks reveal it
+        freeze(node.pid)  # alive but silent: only missing ticks reveal it
         try:
             started = time.monotonic()
             with pytest.raises(NodeDown, match="tick"):
@@ -192,7 +199,7 @@ def test_stats_at_gives_none_when_the_node_is_late_or_the_link_goes(tmp_path: Pa
     with erl_node(tmp_path) as node:
         link = connect(node.node, node.cookie)
         answers: list = []
-        os.kill(node.pid, signal.SIGSTOP)  # it will not answer in time
+        freeze(node.pid)  # it will not answer in time
         try:
             asked = time.monotonic()
             link.stats_at(time.time(), answers.append, timeout=0.3)
