@@ -72,6 +72,7 @@ SAMPLING_ON_MS = 1_000  # watchdog_interval_ms: the product's default
 # replica) in any window, while the Monitors still hold their links (ticks every 15 s).
 SAMPLING_OFF_MS = 86_400_000
 SAMPLING_OFF = "deployex, sampling off"
+BASELINE = "deployex, baseline code"
 # Below these a peer's figure is noise (PSS growth per replica) or zero ticks: no ratio.
 RESOLUTION = {"PSS MiB/replica": 0.05, "CPU s/min": 0.0}
 
@@ -190,10 +191,13 @@ class DeployexRun(Supervision):
         dist: ReleaseDist,
         real_beam: bool = False,
         sampling: bool = True,
+        code: Path | None = None,
     ) -> None:
         self.sampling = sampling
         if not sampling:
             self.name = SAMPLING_OFF
+        elif code is not None:
+            self.name = BASELINE
         super().__init__(work, mode, count)
         self.real_beam = real_beam and mode == "idle"
         entry = app_entry(
@@ -208,7 +212,9 @@ class DeployexRun(Supervision):
         interval = SAMPLING_ON_MS if sampling else SAMPLING_OFF_MS
         config = write_config(self.dir, [entry], watchdog_interval_ms=interval)
         publish(config, dist, APP, VERSION)
-        self.service = Service(config, self.dir)
+        # --baseline: the same `deployex` command, importing another tree's code
+        env = None if code is None else {**os.environ, "PYTHONPATH": str(code)}
+        self.service = Service(config, self.dir, env=env)
 
     def start(self, child: Path) -> None:
         if self.real_beam:
@@ -557,6 +563,7 @@ def print_report(
     latencies: dict[str, list[float]],
     idle: dict[int, list[dict[str, Overhead]]],
     sample: replica_cost.SampleCost | None,
+    baseline_sample: replica_cost.SampleCost | None = None,
 ) -> None:
     medians = {n: median_window(windows) for n, windows in idle.items()}
     columns, rows = summary_rows(latencies, medians)
@@ -585,7 +592,13 @@ def print_report(
             parts.append(f"{k} {o.processes:.0f} / {o.uss_mib:.1f} / {o.restarts:.0f} [{cpus}]")
         print(f"  N={n}: " + "; ".join(parts))
     replica_cost.print_costs(
-        sample, medians, idle, samples_per_min=60_000 / SAMPLING_ON_MS, off=SAMPLING_OFF
+        sample,
+        baseline_sample,
+        medians,
+        idle,
+        samples_per_min=60_000 / SAMPLING_ON_MS,
+        off=SAMPLING_OFF,
+        sampled=("deployex", BASELINE),
     )
 
 
@@ -611,10 +624,12 @@ def run(
         DeployexRun, dist=dist, real_beam=args.idle_beam
     )
     unsampled = functools.partial(deployex, sampling=False)
-    sample = None
-    if args.idle_beam:
+    baseline = [functools.partial(deployex, code=args.baseline)] if args.baseline else []
+    sample = baseline_sample = None
+    if args.idle_beam and args.baseline:
+        sample, baseline_sample = replica_cost.compare_sample_cpu(args.baseline)
+    elif args.idle_beam:
         sample = replica_cost.sample_cpu_ms()
-        print(f"sample: {sample.median_ms:.3f} ms", file=sys.stderr, flush=True)
     latencies: dict[str, list[float]] = {}
     for make in () if args.idle_only else (deployex, Supervisord, Circus, ShellLoop):
         with running(make(work, "crash", args.crash_replicas), child, leftovers) as supervision:
@@ -625,14 +640,14 @@ def run(
         with contextlib.ExitStack() as stack:
             supervisions = [
                 stack.enter_context(running(make(work, "idle", n), child, leftovers))
-                for make in (deployex, unsampled, Supervisord, Circus)
+                for make in (deployex, unsampled, *baseline, Supervisord, Circus)
             ]
             time.sleep(args.settle)
             idle[n] = []
             for window in range(args.windows):
                 idle[n].append(measure_idle(supervisions, args.seconds))
                 print(f"idle: N={n} window {window + 1} done", file=sys.stderr, flush=True)
-    print_report(args, latencies, idle, sample)
+    print_report(args, latencies, idle, sample, baseline_sample)
 
 
 def main() -> None:
@@ -644,6 +659,12 @@ def main() -> None:
     parser.add_argument("--crash-replicas", type=int, default=10, help="copies crash-looping")
     parser.add_argument("--windows", type=int, default=3, help="idle windows per N (medians)")
     parser.add_argument("--idle-only", action="store_true", help="skip the crash phase")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="idle: also run deployex from this source tree (e.g. `git archive` of the commit "
+        "to compare with), sampling on, in the same windows",
+    )
     parser.add_argument(
         "--idle-beam",
         action="store_true",
