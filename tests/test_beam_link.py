@@ -62,10 +62,17 @@ def test_node_killed_mid_call_fails_the_call_at_once(tmp_path: Path) -> None:
             link.rpc("erlang", "node", [])
 
 
+def freeze(pid: int) -> None:
+    """SIGSTOP, and wait until it took: a request sent meanwhile could still be answered."""
+    os.kill(pid, signal.SIGSTOP)
+    wait_until(lambda: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T",
+               5, f"process {pid} stopped", interval_s=0.01)  # fmt: skip
+
+
 def test_a_frozen_node_is_declared_down_within_the_tick_window(tmp_path: Path) -> None:
     with erl_node(tmp_path) as node:
         link = connect(node.node, node.cookie, tick_s=0.25)
-        os.kill(node.pid, signal.SIGSTOP)  # alive but silent: only missing ticks reveal it
+        freeze(node.pid)  # alive but silent: only missing ticks reveal it
         try:
             started = time.monotonic()
             with pytest.raises(NodeDown, match="tick"):
@@ -171,3 +178,36 @@ def test_plain_tcp_to_a_tls_node_is_refused(tls_node) -> None:
     node, _tls = tls_node
     with pytest.raises(HandshakeFailed):
         connect(node.node, node.cookie, timeout=3)
+
+
+# -- answers as of a given time, for the samplers ------------------------------------------------
+
+
+def test_stats_at_answers_at_the_time_asked_for_on_the_links_thread(tmp_path: Path) -> None:
+    with erl_node(tmp_path) as node, connect(node.node, node.cookie) as link:
+        answers: list = []
+        asked = time.time()
+        link.stats_at(asked + 0.4, lambda s: answers.append((s, time.time())), timeout=0.5)
+        wait_until(lambda: answers, 5, "stats")
+        stats, at = answers[0]
+        assert isinstance(stats, NodeStats) and stats.process_count > 0
+        assert 0.35 <= at - asked < 0.4 + 0.5
+        assert link.rpc("erlang", "node", []) == node.node  # the link goes on
+
+
+def test_stats_at_gives_none_when_the_node_is_late_or_the_link_goes(tmp_path: Path) -> None:
+    with erl_node(tmp_path) as node:
+        link = connect(node.node, node.cookie)
+        answers: list = []
+        freeze(node.pid)  # it will not answer in time
+        try:
+            asked = time.monotonic()
+            link.stats_at(time.time(), answers.append, timeout=0.3)
+            wait_until(lambda: answers, 5, "a timeout")
+            assert answers == [None] and time.monotonic() - asked < 2
+        finally:
+            os.kill(node.pid, signal.SIGCONT)
+        link.stats_at(time.time() + 30, answers.append, timeout=1)
+        link.close()
+        wait_until(lambda: len(answers) == 2, 5, "the link's end")
+        assert answers == [None, None]

@@ -39,7 +39,6 @@ from deployex_actors.beam import TlsOptions
 from deployex_actors.beam.launch import Command, Replica, executable, pre_command, start_command
 from deployex_actors.catalog import Catalog
 from deployex_actors.core import lifecycle as lc
-from deployex_actors.core.metrics import next_tick
 from deployex_actors.core.status import ReplicaSnapshot
 from deployex_actors.errors import DeployexError
 from deployex_actors.replica import hot_upgrade, pidfile, process, readiness
@@ -96,7 +95,7 @@ class Monitor(DeployexActor):
         self.sampler = ReplicaSampler(self.catalog.samples_socket, spec.app, spec.sname,
                                       config.watchdog_interval_ms / 1000,
                                       app.ready_after_ms / 1000)  # fmt: skip
-        self.after(next_tick(time.time(), self.sampler.period_s) - time.time(), "sample")
+        self.sampler.start(lambda: (self.pid, self.links.link))  # on its own thread (see sampler)
         record = pidfile.read(self.pidfile)
         self.deployed_at = spec.deployed_at or (
             record.deployment_started_at if record is not None else time.time()
@@ -200,8 +199,6 @@ class Monitor(DeployexActor):
             self._try_link()
         elif timer.kind == "pidfile":
             self._persist()
-        elif timer.kind == "sample":
-            self._sample()
 
     def receiveMsg_ForceRestart(self, message: ForceRestart, sender: Any) -> None:
         if self.spec is not None:
@@ -369,7 +366,7 @@ class Monitor(DeployexActor):
             self.record = replace(self.record, ready_once=True)
             self._persist()
 
-    # -- the distribution link and the samples ---------------------------------------------------
+    # -- the distribution link ---------------------------------------------------
 
     def _try_link(self) -> None:
         if self.pid is None or self.links.link is not None:
@@ -391,10 +388,6 @@ class Monitor(DeployexActor):
     def _drop_link(self) -> None:
         if self.links is not None:
             self.unwatch(self.links.drop())
-
-    def _sample(self) -> None:
-        self.sampler.sample(self.pid, self.links.link)
-        self.after(next_tick(time.time(), self.sampler.period_s) - time.time(), "sample")
 
     # -- reporting -------------------------------------------------------------------------------
 

@@ -279,28 +279,49 @@ class Decoder:
         return _U32.unpack(self._take(4))[0]
 
     def term(self) -> Any:
-        tag = self._u8()
+        """The next term; EtfError if the bytes end inside it."""
+        try:
+            return self._term()
+        except (IndexError, struct.error):
+            raise EtfError("term is truncated") from None
+
+    def _term(self) -> Any:
+        # The common tags read the buffer in place (a Monitor decodes a reply every second:
+        # one method call and one slice per byte made decoding most of a sample's work); a
+        # read past the end raises IndexError or struct.error, which `term` reports.
+        data, pos = self.data, self.pos
+        tag = data[pos]
         if tag == SMALL_INTEGER:
-            return self._u8()
+            self.pos = pos + 2
+            return data[pos + 1]
         if tag == INTEGER:
-            return _INT32.unpack(self._take(4))[0]
+            self.pos = pos + 5
+            return _INT32.unpack_from(data, pos + 1)[0]
         if tag in (SMALL_ATOM_UTF8, SMALL_ATOM):
-            return self._atom_body(self._u8(), tag == SMALL_ATOM_UTF8)
-        if tag in (ATOM_UTF8, ATOM):
-            return self._atom_body(self._u16(), tag == ATOM_UTF8)
+            self.pos = pos + 2
+            return self._atom_body(data[pos + 1], tag == SMALL_ATOM_UTF8)
         # Tuples from lists, never from generators: tuple(<generator>) allocates ten slots and
         # shrinks them, and each shrunk tuple ends on CPython's free list for its size (up to
         # 2000 per size), so a link's replies kept growing its process for ~2000 calls.
         if tag == SMALL_TUPLE:
-            return tuple([self.term() for _ in range(self._u8())])
-        if tag == LARGE_TUPLE:
-            return tuple([self.term() for _ in range(self._u32())])
+            self.pos = pos + 2
+            return tuple([self._term() for _ in range(data[pos + 1])])
         if tag == NIL:
+            self.pos = pos + 1
             return []
+        if tag == LIST:
+            self.pos = pos + 5
+            return self._list(_U32.unpack_from(data, pos + 1)[0])
+        self.pos = pos + 1
+        return self._rare(tag)
+
+    def _rare(self, tag: int) -> Any:
+        if tag in (ATOM_UTF8, ATOM):
+            return self._atom_body(self._u16(), tag == ATOM_UTF8)
+        if tag == LARGE_TUPLE:
+            return tuple([self._term() for _ in range(self._u32())])
         if tag == STRING:
             return list(self._take(self._u16()))
-        if tag == LIST:
-            return self._list()
         if tag == BINARY:
             return self._take(self._u32())
         if tag == MAP:
@@ -336,13 +357,14 @@ class Decoder:
             count = self._u16()
             node = self._atom()
             creation = self._u32() if tag == NEWER_REFERENCE else self._u8()
-            return Reference(node, creation, tuple([self._u32() for _ in range(count)]))
+            ids = struct.unpack(f">{count}I", self._take(4 * count))
+            return Reference(node, creation, ids)
         if tag == REFERENCE:
             node = self._atom()
             ref_id = self._u32()
             return Reference(node, self._u8(), (ref_id,))
         if tag == EXPORT:
-            return ExportFun(self._atom(), self._atom(), self.term())
+            return ExportFun(self._atom(), self._atom(), self._term())
         if tag == NEW_FUN:
             start = self.pos - 1
             size = self._u32()  # counts itself, not the tag
@@ -351,7 +373,7 @@ class Decoder:
         raise EtfError(f"unknown term tag {tag} at byte {self.pos - 1}")
 
     def _atom(self) -> Any:
-        atom = self.term()
+        atom = self._term()
         if not isinstance(atom, Atom | bool):
             raise EtfError(f"expected an atom at byte {self.pos}")
         return Atom("true" if atom is True else "false") if isinstance(atom, bool) else atom
@@ -364,15 +386,15 @@ class Decoder:
             return False
         return Atom(name)
 
-    def _list(self) -> Any:
-        items = [self.term() for _ in range(self._u32())]
-        tail = self.term()
+    def _list(self, count: int) -> Any:
+        items = [self._term() for _ in range(count)]
+        tail = self._term()
         if tail == [] and isinstance(tail, list):
             return items
         return ImproperList(tuple(items), tail)
 
     def _map(self) -> Any:
-        pairs = [(self.term(), self.term()) for _ in range(self._u32())]
+        pairs = [(self._term(), self._term()) for _ in range(self._u32())]
         try:
             return dict(pairs)
         except TypeError:  # a list or map as key

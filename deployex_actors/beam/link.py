@@ -1,8 +1,16 @@
 """A persistent hidden-node connection to one BEAM node: rpc, ping, stats, tick, node-down.
 
-One I/O thread owns the socket (plain TCP or TLS): it reads frames, answers and sends ticks,
-delivers rpc replies to waiting callers, and writes what callers queued. Callers on any thread
-use `rpc()`; several calls share the connection concurrently, each matched by its reference.
+One I/O thread owns the socket (plain TCP or TLS): it reads frames, answers and sends ticks, and
+delivers rpc replies to waiting callers. Callers on any thread use `rpc()`; several calls share
+the connection concurrently, each matched by its reference.
+
+A Monitor's sampler asks its node for statistics every second, so those calls are kept cheap
+(see `calls` and `replica.sampler`): over plain TCP a caller writes its request itself, under a
+lock (handing it to the I/O thread cost a pipe write, a wake-up and a select pass); a
+synchronous call waits on a bare lock, not a Future; `stats()` is one pre-encoded call; and
+`stats_at()` asks for the next sample as soon as the last one came, the node waiting until it
+is due, so that a sample wakes one thread once. An SSL socket must not be written while another
+thread reads it: over TLS, only the I/O thread writes.
 """
 
 from __future__ import annotations
@@ -22,45 +30,32 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from typing import Any
 
 from deployex_actors.beam import epmd, etf
+from deployex_actors.beam.calls import (
+    PASS_THROUGH,
+    STAT_KEYS,
+    STATS_AT_CALL,
+    STATS_CALL,
+    Callback,
+    NodeStats,
+    Reply,
+    Request,
+    encode_frame,
+)
 from deployex_actors.beam.handshake import handshake
-from deployex_actors.beam.terms import Atom, ExportFun, Pid, Reference
+from deployex_actors.beam.terms import Atom, Pid, Reference
 from deployex_actors.beam.tls import TlsOptions
 from deployex_actors.errors import BadRpc, BeamError, HandshakeFailed, NodeDown, RpcTimeout
 
 log = logging.getLogger(__name__)
 
-PASS_THROUGH = 112  # 'p': a message without atom cache header
 SEND, REG_SEND, SEND_TT, SEND_SENDER = 2, 6, 12, 22
 DEFAULT_TICK_S = 15.0  # net_ticktime 60 s / 4, as the node expects
 _names_in_use: set[str] = set()
 _names_lock = threading.Lock()
 _counter = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class NodeStats:
-    """A node's resource usage, as the watchdog compares it with thresholds."""
-
-    process_count: int
-    process_limit: int
-    port_count: int
-    port_limit: int
-    atom_count: int
-    atom_limit: int
-    memory_total: int
-
-    def as_dict(self) -> dict[str, int]:
-        # Not dataclasses.asdict: its fields() is a tuple(<generator>), which leaves one tuple
-        # on CPython's free list per call (up to 2000): a Monitor calls this every sample.
-        return dict(vars(self))
-
-
-STAT_KEYS = ("process_count", "process_limit", "port_count", "port_limit")
-STAT_KEYS += ("atom_count", "atom_limit")
 
 
 def split_node(node: str) -> tuple[str, str]:
@@ -149,12 +144,20 @@ class NodeLink:
         self._sock = sock
         self._sock.settimeout(None)
         self._on_down = on_down
-        self._pending: dict[Reference, Future[Any]] = {}
+        self._pending: dict[Reference, Future[Any] | Reply] = {}
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._outbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        # References: a counter, and a random part drawn once per link (not per call: a
+        # getrandom call each time) that keeps them apart from those of earlier links.
         self._ref_ids = itertools.count(1)
+        self._ref_salt = secrets.randbits(32)
+        self.encoded_control = etf.encode((REG_SEND, self.pid, Atom(""), Atom("rex")))
+        self._stats_request = Request(self, *STATS_CALL)
+        self._stats_at_request = Request(self, *STATS_AT_CALL)
+        self._deadlines: dict[Reference, float] = {}  # async calls' timeouts (monotonic clock)
         self._closing = False
         self.error: NodeDown | None = None
         self._last_rx = self._last_tx = time.monotonic()
@@ -169,20 +172,9 @@ class NodeLink:
 
     def call_async(self, module: str, function: str, args: Sequence[Any] = ()) -> Future[Any]:
         """Send `rpc:call(Node, Module, Function, Args)` via `rex`; the Future gets the reply."""
-        ref = Reference(self.pid.node, 1, (next(self._ref_ids), secrets.randbits(32), 0))
         future: Future[Any] = Future()
-        with self._lock:
-            if self.error is not None:
-                raise self.error
-            if self._closing:
-                raise NodeDown(f"the link to {self.node} is closed")
-            self._pending[ref] = future
-        request = (
-            Atom("$gen_call"),
-            (self.pid, ref),
-            (Atom("call"), Atom(module), Atom(function), list(args), self.pid),
-        )
-        self._queue((REG_SEND, self.pid, Atom(""), Atom("rex")), request)
+        ref = self._register(future)
+        self._send_call(ref, self._call_frame(ref, module, function, args))
         future.add_done_callback(lambda _f: self._forget(ref))
         return future
 
@@ -190,7 +182,10 @@ class NodeLink:
         self, module: str, function: str, args: Sequence[Any] = (), timeout: float = 10.0
     ) -> Any:
         """Call Module:Function(Args) on the node; BadRpc, RpcTimeout or NodeDown on failure."""
-        return self._result(self.call_async(module, function, args), timeout, module, function)
+        reply = Reply()
+        ref = self._register(reply)
+        frame = self._call_frame(ref, module, function, args)
+        return self._await(reply, ref, frame, timeout, module, function)
 
     def rpc_many(
         self, calls: Iterable[tuple[str, str, Sequence[Any]]], timeout: float = 10.0
@@ -211,17 +206,50 @@ class NodeLink:
         return time.perf_counter() - start
 
     def stats(self, timeout: float = 5.0) -> NodeStats:
-        # Two calls: lists:map(fun erlang:system_info/1, Keys) (an export fun, valid on any
-        # node, unlike a closure) and erlang:memory(total).
-        system_info = ExportFun(Atom("erlang"), Atom("system_info"), 1)
-        counts, memory = self.rpc_many(
-            [
-                ("lists", "map", [system_info, [Atom(key) for key in STAT_KEYS]]),
-                ("erlang", "memory", [Atom("total")]),
-            ],
-            timeout,
+        """The node's counts, limits and total memory, in one pre-encoded call."""
+        reply = Reply()
+        ref = self._register(reply)
+        frame = self._stats_request.frame(ref.ids)
+        values = self._await(reply, ref, frame, timeout, *STATS_CALL[:2])
+        if not isinstance(values, list) or len(values) != len(STAT_KEYS) + 1:
+            raise BeamError(f"node {self.node} answered stats with {values!r}")
+        return NodeStats(*values)
+
+    def stats_at(
+        self, at: float, on_stats: Callable[[NodeStats | None], None], timeout: float
+    ) -> None:
+        """Ask now for the node's `stats()` as of wall-clock time `at`: the node waits until
+        then (timer:sleep in the same call) and answers. `on_stats(stats)` runs on the link's
+        thread when they come; `on_stats(None)` if they have not come `timeout` s after `at`,
+        or the link goes down. Asked right after the previous answer, a sampler's thread
+        sleeps until the answer, one wake-up per sample, with no timer of its own."""
+
+        def arrived(values: Any) -> None:
+            stats = values[1] if isinstance(values, list) and len(values) == 2 else None
+            ok = isinstance(stats, list) and len(stats) == len(STAT_KEYS) + 1
+            on_stats(NodeStats(*stats) if ok else None)
+
+        ref = self._register(Callback(arrived))
+        wait_s = max(0.0, at - time.time())
+        self._deadlines[ref] = time.monotonic() + wait_s + timeout
+        self._send_call(ref, self._stats_at_request.frame(ref.ids, round(wait_s * 1000)))
+        if threading.get_ident() != self._thread.ident:
+            self._wake()  # the I/O thread must now also wait for that deadline
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until the link is down (for whatever reason); False on timeout."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def request(self, ref: Reference, module: str, function: str, args: Sequence[Any]) -> bytes:
+        """The encoded `gen_call` to `rex` for Module:Function(Args), answered to `ref`."""
+        return etf.encode(
+            (
+                Atom("$gen_call"),
+                (self.pid, ref),
+                (Atom("call"), Atom(module), Atom(function), list(args), self.pid),
+            )
         )
-        return NodeStats(*counts, memory)
 
     def close(self) -> None:
         """Close the connection; pending calls fail with NodeDown."""
@@ -244,6 +272,40 @@ class NodeLink:
 
     # -- callers' side ---------------------------------------------------------------------------
 
+    def _register(self, waiter: Future[Any] | Reply) -> Reference:
+        ref = Reference(self.pid.node, 1, (next(self._ref_ids), self._ref_salt, 0))
+        with self._lock:
+            if self.error is not None:
+                raise self.error
+            if self._closing:
+                raise NodeDown(f"the link to {self.node} is closed")
+            self._pending[ref] = waiter
+        return ref
+
+    def _call_frame(self, ref: Reference, module: str, function: str, args: Sequence[Any]) -> bytes:
+        return encode_frame(self.encoded_control, self.request(ref, module, function, args))
+
+    def _send_call(self, ref: Reference, frame: bytes) -> None:
+        try:
+            self._send(frame)
+        except OSError as exc:
+            self._forget(ref)
+            raise NodeDown(f"link to {self.node} is down: {exc}") from None
+
+    def _await(
+        self, reply: Reply, ref: Reference, frame: bytes, timeout: float, module: str,
+        function: str,
+    ) -> Any:  # fmt: skip
+        self._send_call(ref, frame)
+        if not reply.wait(timeout):
+            self._forget(ref)
+            raise RpcTimeout(
+                f"{module}:{function} on {self.node} did not answer within {timeout:g} s"
+            )
+        if reply.error is not None:
+            raise reply.error
+        return self._checked(reply.value, module, function)
+
     def _result(self, future: Future[Any], timeout: float, module: str, function: str) -> Any:
         try:
             reply = future.result(timeout)
@@ -252,6 +314,9 @@ class NodeLink:
             raise RpcTimeout(
                 f"{module}:{function} on {self.node} did not answer within {timeout:g} s"
             ) from None
+        return self._checked(reply, module, function)
+
+    def _checked(self, reply: Any, module: str, function: str) -> Any:
         if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "badrpc":
             raise BadRpc(f"{module}:{function} on {self.node} failed: {reply[1]!r}", reply[1])
         return reply
@@ -261,11 +326,20 @@ class NodeLink:
             self._pending.pop(ref, None)
 
     def _queue(self, control: tuple[Any, ...], payload: Any = None) -> None:
-        body = bytes([PASS_THROUGH]) + etf.encode(control)
-        if payload is not None:
-            body += etf.encode(payload)
-        self._outbox.put(struct.pack(">I", len(body)) + body)
-        self._wake()
+        self._send(
+            encode_frame(etf.encode(control), b"" if payload is None else etf.encode(payload))
+        )
+
+    def _send(self, frame: bytes) -> None:
+        """Write a frame from this thread; over TLS, hand it to the I/O thread (unless this is
+        the I/O thread)."""
+        if self.tls and threading.get_ident() != self._thread.ident:
+            self._outbox.put(frame)
+            self._wake()
+            return
+        with self._send_lock:
+            self._sock.sendall(frame)
+            self._last_tx = time.monotonic()
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -280,6 +354,7 @@ class NodeLink:
             while not self._closing:
                 self._flush()
                 self._tick()
+                self._run_due()
                 if not self._readable(buffer):
                     reason = "the node closed the connection"
                     break
@@ -295,7 +370,7 @@ class NodeLink:
         """Wait for data, a wake-up or the tick period; False when the peer closed."""
         has_buffered = isinstance(self._sock, ssl.SSLSocket) and self._sock.pending()
         if not has_buffered:
-            ready, _, _ = select.select([self._sock, self._wake_r], [], [], self.tick_s)
+            ready, _, _ = select.select([self._sock, self._wake_r], [], [], self._wait_s())
             if self._wake_r in ready:
                 os.read(self._wake_r, 4096)
             if self._sock not in ready:
@@ -316,16 +391,32 @@ class NodeLink:
         if silent > 4 * self.tick_s:
             raise NodeDown(f"node {self.node} sent nothing for {silent:.0f} s (tick timeout)")
         if now - self._last_tx >= self.tick_s:
-            self._sock.sendall(b"\0\0\0\0")
-            self._last_tx = now
+            with self._send_lock:
+                self._sock.sendall(b"\0\0\0\0")
+                self._last_tx = now
+
+    def _wait_s(self) -> float:
+        """Until the next tick check or async call timeout."""
+        # list(): another thread may add one meanwhile (stats_at)
+        due = min(list(self._deadlines.values()), default=time.monotonic() + self.tick_s)
+        return max(0.0, min(self.tick_s, due - time.monotonic()))
+
+    def _run_due(self) -> None:
+        if not self._deadlines:
+            return
+        now = time.monotonic() + 0.001  # not worth another wake-up
+        for ref, due in list(self._deadlines.items()):
+            if due > now:
+                continue
+            del self._deadlines[ref]
+            with self._lock:
+                waiter = self._pending.pop(ref, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(RpcTimeout(f"no answer from {self.node} in time"))
 
     def _flush(self) -> None:
-        while True:
-            try:
-                frame = self._outbox.get_nowait()
-            except queue.Empty:
-                return
-            self._sock.sendall(frame)
+        while not self._outbox.empty():
+            self._sock.sendall(self._outbox.get_nowait())
             self._last_tx = time.monotonic()
 
     def _drain_frames(self, buffer: bytearray) -> None:
@@ -350,6 +441,7 @@ class NodeLink:
 
     def _deliver(self, message: Any) -> None:
         if isinstance(message, tuple) and len(message) == 2 and isinstance(message[0], Reference):
+            self._deadlines.pop(message[0], None)  # answered: no wake-up for its timeout
             with self._lock:
                 future = self._pending.pop(message[0], None)
             if future is not None and not future.done():

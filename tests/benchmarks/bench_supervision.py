@@ -1,7 +1,8 @@
 """Benchmark: crash -> respawn latency and idle overhead, deployex vs supervisord and circus.
 
     .venv/bin/python -m tests.benchmarks.bench_supervision [--replicas 10,50] [--seconds 60]
-        [--restarts 100] [--crash-replicas 10] [--settle 10] [--idle-beam]
+        [--restarts 100] [--crash-replicas 10] [--settle 10] [--windows 3] [--idle-beam]
+        [--idle-only]
 
 (`.venv/bin/pip install -e .[bench]` brings supervisor and circus.)
 
@@ -26,6 +27,15 @@ Under the script, each deployex Monitor keeps retrying its distribution link (ev
 node that never registers, which a real deployment does not do; --idle-beam runs the real
 mygleamapp nodes under deployex instead, linked as in production (the peers never talk to what
 they run, so their cost does not depend on it).
+
+Replica cost (`replica_cost`): two deployex run side by side in the idle windows, one sampling
+every second (watchdog_interval_ms 1000, the default) and one sampling nothing (there is no
+switch: an interval of a day). With --idle-beam the report adds the CPU of one
+`ReplicaSampler.sample` (in this process, against a real node), a Monitor's CPU per sample in
+situ (Monitors with sampling on - off), each run's idle CPU beside supervisord's in the same
+windows, PSS/USS in total, per Monitor and per replica (slope between the Ns), and the CPU and
+PSS of each of DeployEx's process roles. --windows repeats the idle window on the same running
+supervisors: figures are medians, with each window's CPU shown.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import argparse
 import contextlib
 import functools
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -42,18 +53,26 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
 from tests.beam_fixtures import ReleaseDist, build_releases, wait_until
+from tests.benchmarks import replica_cost
+from tests.benchmarks.replica_cost import RoleCost
 from tests.deployex_service import Service, app_entry, publish, write_config
 
 APP, VERSION = "mygleamapp", "0.1.0"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BIN = Path(sys.executable).parent
 WARMUP_RESTARTS = 1  # per slot
+SAMPLING_ON_MS = 1_000  # watchdog_interval_ms: the product's default
+# There is no switch for sampling: an interval of a day takes no sample (host, DeployEx or
+# replica) in any window, while the Monitors still hold their links (ticks every 15 s).
+SAMPLING_OFF_MS = 86_400_000
+SAMPLING_OFF = "deployex, sampling off"
+BASELINE = "deployex, baseline code"
 # Below these a peer's figure is noise (PSS growth per replica) or zero ticks: no ratio.
 RESOLUTION = {"PSS MiB/replica": 0.05, "CPU s/min": 0.0}
 
@@ -135,7 +154,8 @@ class Supervision:
 
     def __init__(self, work: Path, mode: str, count: int) -> None:
         self.mode, self.count = mode, count
-        self.dir = work / f"{self.name.split()[0]}-{mode}-{count}"
+        slug = re.sub(r"\W+", "-", self.name).strip("-")
+        self.dir = work / f"{slug}-{mode}-{count}"
         self.dir.mkdir(parents=True)
         self.log = self.dir / "events.log"
 
@@ -159,11 +179,25 @@ class Supervision:
 
 
 class DeployexRun(Supervision):
+    """A real `deployex run`; `sampling=False` samples nothing (see SAMPLING_OFF_MS)."""
+
     name = "deployex"
 
     def __init__(
-        self, work: Path, mode: str, count: int, dist: ReleaseDist, real_beam: bool = False
+        self,
+        work: Path,
+        mode: str,
+        count: int,
+        dist: ReleaseDist,
+        real_beam: bool = False,
+        sampling: bool = True,
+        code: Path | None = None,
     ) -> None:
+        self.sampling = sampling
+        if not sampling:
+            self.name = SAMPLING_OFF
+        elif code is not None:
+            self.name = BASELINE
         super().__init__(work, mode, count)
         self.real_beam = real_beam and mode == "idle"
         entry = app_entry(
@@ -175,9 +209,12 @@ class DeployexRun(Supervision):
             env_passthrough=["BENCH_MODE", "BENCH_LOG"],  # replicas get no more than that
         )
         del entry["deploy_schedule_interval_ms"]  # the product's default, not the tests' 500 ms
-        config = write_config(self.dir, [entry])
+        interval = SAMPLING_ON_MS if sampling else SAMPLING_OFF_MS
+        config = write_config(self.dir, [entry], watchdog_interval_ms=interval)
         publish(config, dist, APP, VERSION)
-        self.service = Service(config, self.dir)
+        # --baseline: the same `deployex` command, importing another tree's code
+        env = None if code is None else {**os.environ, "PYTHONPATH": str(code)}
+        self.service = Service(config, self.dir, env=env)
 
     def start(self, child: Path) -> None:
         if self.real_beam:
@@ -199,8 +236,18 @@ class DeployexRun(Supervision):
         )
 
     def own_pids(self) -> list[int]:
-        launchers = [p.pid for p in self.service.procs if p.poll() is None]
-        return launchers + [p.pid for p in self.service.system_processes()]
+        return self.launchers() + [p.pid for p in self.service.system_processes()]
+
+    def launchers(self) -> list[int]:
+        return [p.pid for p in self.service.procs if p.poll() is None]
+
+    def roles(self) -> dict[str, list[int]]:
+        """Its processes by role (see replica_cost.roles)."""
+        replicas = [r.pid for r in self.service.app(APP).replicas if r.pid]
+        system = [p.pid for p in self.service.system_processes()]
+        return replica_cost.roles(
+            self.launchers(), system, replicas, self.service.catalog.samples_socket
+        )
 
     def stop(self) -> None:
         if not self.service.sessions:  # start() failed before it learnt the admin's session
@@ -369,6 +416,9 @@ class Overhead:
     uss_mib: float
     processes: int
     restarts: int  # supervised starts during the window (0 when really idle)
+    roles: dict[str, RoleCost] = field(default_factory=dict)  # deployex with --idle-beam only
+
+    FIELDS = ("cpu_s_per_min", "pss_mib", "uss_mib", "processes", "restarts")
 
 
 def cpu_ticks(pids: list[int]) -> dict[tuple[int, int], int]:
@@ -402,17 +452,30 @@ def measure_idle(supervisions: list[Supervision], seconds: float) -> dict[str, O
     found = {}
     for s in supervisions:
         pids = s.own_pids()
-        after = cpu_ticks(pids)
-        used = sum(t - before[s.name].get(key, 0) for key, t in after.items())
-        pss, uss = map(sum, zip(*map(memory_kib, pids), strict=True)) if pids else (0, 0)
+        cpu, pss, uss = _cost(pids, before[s.name], elapsed)
+        roles = s.roles() if isinstance(s, DeployexRun) and s.real_beam else {}
         found[s.name] = Overhead(
-            cpu_s_per_min=used / CLK_TCK * 60 / elapsed,
-            pss_mib=pss / 1024,
-            uss_mib=uss / 1024,
+            cpu_s_per_min=cpu,
+            pss_mib=pss,
+            uss_mib=uss,
             processes=len(pids),
             restarts=len(read_events(s.log)) - starts[s.name],
+            roles={
+                role: RoleCost(len(role_pids), *_cost(role_pids, before[s.name], elapsed))
+                for role, role_pids in roles.items()
+            },
         )
     return found
+
+
+def _cost(
+    pids: list[int], before: dict[tuple[int, int], int], elapsed: float
+) -> tuple[float, float, float]:
+    """CPU s/min since `before`, PSS and USS MiB now, of `pids` together."""
+    after = cpu_ticks(pids)
+    used = sum(t - before.get(key, 0) for key, t in after.items())
+    pss, uss = map(sum, zip(*map(memory_kib, pids), strict=True)) if pids else (0, 0)
+    return used / CLK_TCK * 60 / elapsed, pss / 1024, uss / 1024
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -434,6 +497,7 @@ def summary_rows(
         rows[name] = {columns[0]: percentile(samples, 50), columns[1]: percentile(samples, 90)}
     for n in ns:
         for name, overhead in idle[n].items():
+            rows.setdefault(name, {})
             rows[name][f"CPU s/min N={n}"] = overhead.cpu_s_per_min
             rows[name][f"PSS MiB N={n}"] = overhead.pss_mib
     for values in rows.values():
@@ -447,14 +511,15 @@ def summary_rows(
 def ratio_rows(rows: dict[str, dict[str, float]], ours: str) -> dict[str, dict[str, float]]:
     """ours / peer per column; none where the peer's figure is below what we can resolve."""
     ratios = {}
-    for peer in ("supervisord", "circus"):
-        if ours in rows and peer in rows:
-            ratios[f"{ours} / {peer}"] = {
-                column: rows[ours][column] / value
-                for column, value in rows[peer].items()
-                if value > RESOLUTION.get(column.split(" N=")[0].split(" (")[0], 0)
-                and column in rows[ours]
-            }
+    for mine in (ours, SAMPLING_OFF):
+        for peer in ("supervisord", "circus"):
+            if mine in rows and peer in rows:
+                ratios[f"{mine} / {peer}"] = {
+                    column: rows[mine][column] / value
+                    for column, value in rows[peer].items()
+                    if value > RESOLUTION.get(column.split(" N=")[0].split(" (")[0], 0)
+                    and column in rows[mine]
+                }
     return ratios
 
 
@@ -476,29 +541,65 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}" if abs(value) >= 0.1 else f"{value:.2g}"
 
 
+def median_window(windows: list[dict[str, Overhead]]) -> dict[str, Overhead]:
+    """Per supervisor, the median of every figure over the windows."""
+    found = {}
+    for name in windows[0]:
+        runs = [w[name] for w in windows if name in w]
+        roles = {}
+        for role in runs[0].roles:
+            costs = [r.roles[role] for r in runs if role in r.roles]
+            roles[role] = RoleCost(*(_median(costs, f) for f in RoleCost.FIELDS))
+        found[name] = Overhead(*(_median(runs, f) for f in Overhead.FIELDS), roles=roles)
+    return found
+
+
+def _median(items: list, attribute: str) -> float:
+    return statistics.median(getattr(item, attribute) for item in items)
+
+
 def print_report(
     args: argparse.Namespace,
     latencies: dict[str, list[float]],
-    idle: dict[int, dict[str, Overhead]],
+    idle: dict[int, list[dict[str, Overhead]]],
+    sample: replica_cost.SampleCost | None,
+    baseline_sample: replica_cost.SampleCost | None = None,
 ) -> None:
-    columns, rows = summary_rows(latencies, idle)
-    counts = ", ".join(f"{name} {len(samples)}" for name, samples in latencies.items())
-    print(
-        f"\nrestart: {args.crash_replicas} copies crash-looping (life 200-499 ms), "
-        f"samples: {counts}"
-    )
+    medians = {n: median_window(windows) for n, windows in idle.items()}
+    columns, rows = summary_rows(latencies, medians)
+    if latencies:
+        counts = ", ".join(f"{name} {len(samples)}" for name, samples in latencies.items())
+        print(
+            f"\nrestart: {args.crash_replicas} copies crash-looping (life 200-499 ms), "
+            f"samples: {counts}"
+        )
+    else:
+        columns = columns[2:]
     what = "real linked BEAM nodes under deployex, " if args.idle_beam else ""
     print(
-        f"idle: N sleeping copies ({what}shared {args.seconds:g} s window after "
-        f"{args.settle:g} s)\n"
+        f"idle: N sleeping copies ({what}{args.windows} shared {args.seconds:g} s windows after "
+        f"{args.settle:g} s; medians)\n"
     )
     print_table(columns, rows)
     print()
     print_table(columns, ratio_rows(rows, "deployex"), unit="x")
-    print("\nidle details (processes counted, USS MiB, supervised starts in the window):")
-    for n, found in sorted(idle.items()):
-        parts = [f"{k} {o.processes} / {o.uss_mib:.1f} / {o.restarts}" for k, o in found.items()]
+    print("\nidle details (processes counted, USS MiB, supervised starts in the window;")
+    print("CPU s/min of each window):")
+    for n, windows in sorted(idle.items()):
+        parts = []
+        for k, o in medians[n].items():
+            cpus = " ".join(f"{w[k].cpu_s_per_min:.2f}" for w in windows)
+            parts.append(f"{k} {o.processes:.0f} / {o.uss_mib:.1f} / {o.restarts:.0f} [{cpus}]")
         print(f"  N={n}: " + "; ".join(parts))
+    replica_cost.print_costs(
+        sample,
+        baseline_sample,
+        medians,
+        idle,
+        samples_per_min=60_000 / SAMPLING_ON_MS,
+        off=SAMPLING_OFF,
+        sampled=("deployex", BASELINE),
+    )
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -522,22 +623,31 @@ def run(
     deployex: Callable[..., Supervision] = functools.partial(
         DeployexRun, dist=dist, real_beam=args.idle_beam
     )
+    unsampled = functools.partial(deployex, sampling=False)
+    baseline = [functools.partial(deployex, code=args.baseline)] if args.baseline else []
+    sample = baseline_sample = None
+    if args.idle_beam and args.baseline:
+        sample, baseline_sample = replica_cost.compare_sample_cpu(args.baseline)
+    elif args.idle_beam:
+        sample = replica_cost.sample_cpu_ms()
     latencies: dict[str, list[float]] = {}
-    for make in (deployex, Supervisord, Circus, ShellLoop):
+    for make in () if args.idle_only else (deployex, Supervisord, Circus, ShellLoop):
         with running(make(work, "crash", args.crash_replicas), child, leftovers) as supervision:
             latencies[supervision.name] = collect_restarts(supervision, args.restarts)
         print(f"crash: {supervision.name} done", file=sys.stderr, flush=True)
-    idle: dict[int, dict[str, Overhead]] = {}
+    idle: dict[int, list[dict[str, Overhead]]] = {}
     for n in args.replicas:
         with contextlib.ExitStack() as stack:
             supervisions = [
                 stack.enter_context(running(make(work, "idle", n), child, leftovers))
-                for make in (deployex, Supervisord, Circus)
+                for make in (deployex, unsampled, *baseline, Supervisord, Circus)
             ]
             time.sleep(args.settle)
-            idle[n] = measure_idle(supervisions, args.seconds)
-        print(f"idle: N={n} done", file=sys.stderr, flush=True)
-    print_report(args, latencies, idle)
+            idle[n] = []
+            for window in range(args.windows):
+                idle[n].append(measure_idle(supervisions, args.seconds))
+                print(f"idle: N={n} window {window + 1} done", file=sys.stderr, flush=True)
+    print_report(args, latencies, idle, sample, baseline_sample)
 
 
 def main() -> None:
@@ -547,6 +657,14 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=10, help="idle settle time")
     parser.add_argument("--restarts", type=int, default=100, help="samples per supervisor")
     parser.add_argument("--crash-replicas", type=int, default=10, help="copies crash-looping")
+    parser.add_argument("--windows", type=int, default=3, help="idle windows per N (medians)")
+    parser.add_argument("--idle-only", action="store_true", help="skip the crash phase")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="idle: also run deployex from this source tree (e.g. `git archive` of the commit "
+        "to compare with), sampling on, in the same windows",
+    )
     parser.add_argument(
         "--idle-beam",
         action="store_true",
