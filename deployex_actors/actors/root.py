@@ -144,7 +144,11 @@ class Root(Supervisor):
         self.state_error = message.error
 
     def receiveMsg_Ping(self, message: Ping, sender: Any) -> None:
-        # The launcher's health check reads a requested restart from the answer.
+        # The launcher's health check reads a requested restart from the answer. Before the
+        # launcher's Boot there is no app to show: "up" would send a front end to an empty tree.
+        if self.boot is None:
+            self.send(sender, Reply(message.request_id, error="DeployEx is starting"))
+            return
         self.send(sender, Reply(message.request_id, "restart" if self.restart_by else "pong"))
 
     def receiveMsg_RestartDeployex(self, message: RestartDeployex, sender: Any) -> None:
