@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 STATS_TIMEOUT_S = 0.5  # a node slower than this leaves a gap in its series, not a stall
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-NO_BEAM = (None,) * 7  # the node's seven figures (NodeStats), when it did not answer
+NO_BEAM = (None,) * 7  # the node's seven figures (a NodeStats), when it did not answer
 
 Replica = Callable[[], tuple["int | None", "NodeLink | None"]]
 
@@ -72,11 +72,6 @@ class ProcessUsage:
 
     def close(self) -> None:
         os.close(self._fd)
-
-
-def _figures(stats: NodeStats) -> tuple:
-    return (stats.process_count, stats.process_limit, stats.port_count, stats.port_limit,
-            stats.atom_count, stats.atom_limit, stats.memory_total)  # fmt: skip
 
 
 class ReplicaSampler:
@@ -132,7 +127,7 @@ class ReplicaSampler:
         pid, link = self._replica()
         if link is not self._link or link is None or not link.alive:
             return  # the link is going: our thread takes over at the next tick
-        self._guarded(self._send, pid, NO_BEAM if stats is None else _figures(stats))
+        self._guarded(self._send, pid, NO_BEAM if stats is None else stats)
         if not self._stopped:
             with contextlib.suppress(BeamError):
                 self._ask(link)
@@ -150,7 +145,7 @@ class ReplicaSampler:
         beam: tuple = NO_BEAM
         if pid is not None and link is not None and link.alive:
             with contextlib.suppress(BeamError):  # a gap
-                beam = _figures(link.stats(timeout=min(STATS_TIMEOUT_S, self.period_s)))
+                beam = link.stats(timeout=min(STATS_TIMEOUT_S, self.period_s))
         self._send(pid, beam)
 
     def _send(self, pid: int | None, beam: tuple) -> None:
