@@ -9,6 +9,8 @@
   forks all share one command line, and `ps -o pid,comm`, `top` and the tests tell them apart.
 - Timers are `wakeupAfter` messages carrying a `Timer`; `generation` makes stale ones harmless
   (thespian cannot cancel a wakeup).
+- What an actor inherited from the process it was forked from is frozen (`system.freeze`), so
+  that its cyclic collections do not copy its inheritance into private memory.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from thespian.actors import (
 )
 
 from deployex_actors.actors.messages import ChildUp, Timer
-from deployex_actors.actors.system import CycleCollector
+from deployex_actors.actors.system import CycleCollector, freeze
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 class DeployexActor(ActorTypeDispatcher):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        freeze()  # what this process inherited stays shared (see system.freeze)
         self._watches: dict[int, Callable[[], None]] = {}
         self._parent_fd: int | None = None
         self._generations: dict[str, int] = {}

@@ -71,6 +71,15 @@ def pairs_without_churn() -> None:
     TCPTransport.fmap = fmap
 
 
+def freeze() -> None:
+    """Move every object this process has now out of the cyclic collector's reach. A full
+    collection writes into the header of every object it visits, so in a forked process it
+    copies every page of its inheritance it touches: one gc.collect() in a Monitor made it
+    ~5.7 MB more private (7.5 -> 13.1 MB USS), and every actor runs one each 2000 messages
+    (CycleCollector). Objects made later are collected as before."""
+    gc.freeze()
+
+
 class CycleCollector:
     """A full garbage collection every `every` messages, for every process that receives frames.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import socket
 
 from deployex_actors.beam.link import NodeLink
@@ -26,6 +25,8 @@ def check(app: Application, slot: int, link: NodeLink | None) -> str | None:
         except DeployexError as exc:
             return f"readiness: the node does not answer: {exc}"
         return None
+    import http.client  # here: every Monitor would carry it (and email.*); few apps check http
+
     ports = app.ports_of_slot(slot)
     key = readiness.port or app.replica_ports[0].key
     port = ports[key]
