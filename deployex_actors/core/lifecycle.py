@@ -515,7 +515,7 @@ def _upgrade_step_done(
             target, event.step + 1
         )
     life = replace(life, phase=Phase.RUNNING, upgrade=None)
-    then = _stop_now(life) if life.stop_requested else ()
+    then = _terminate(for_good=True) if life.stop_requested else ()
     versions = f"{target.from_version} -> {target.to_version}"
     if event.problem is None:
         # B's pre-commands are none (a release with pre-commands is fully deployed).
@@ -535,10 +535,6 @@ def _upgrade_step_done(
     # Its exit goes the crash path (counted, with backoff), unless a stop was asked meanwhile.
     stop = then or _terminate(for_good=False)
     return _after_stop(life), (ended, Journal("hot_upgrade_failed", text), *stop)
-
-
-def _stop_now(life: Life) -> tuple:
-    return _terminate(for_good=True)
 
 
 def _after_stop(life: Life) -> Life:
