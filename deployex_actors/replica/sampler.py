@@ -114,7 +114,12 @@ class ReplicaSampler:
                 # From now on the link's thread samples (see _ask): we wait, idle, until the
                 # link is down, then take over again at the next tick.
                 self._link = link
-                self._guarded(self._ask, link)
+                try:
+                    self._ask(link)
+                except Exception as exc:  # e.g. it is going already: we sample at the next tick
+                    if not isinstance(exc, BeamError):
+                        self._failure()
+                    continue
                 link.wait_closed()
 
     def _ask(self, link: NodeLink) -> None:
@@ -136,9 +141,12 @@ class ReplicaSampler:
         try:
             step(*args)
         except Exception:  # the schedule must outlive a bad sample
-            if not self._failed:
-                log.exception("sampling %s failed (logged once)", self.sname)
-            self._failed = True
+            self._failure()
+
+    def _failure(self) -> None:
+        if not self._failed:
+            log.exception("sampling %s failed (logged once)", self.sname)
+        self._failed = True
 
     def sample(self, pid: int | None, link: NodeLink | None) -> None:
         """Read what can be read now (None for the rest: a gap, not a zero) and send it."""
