@@ -212,7 +212,7 @@ class Service:
                 proc.kill()
         self.proc.kill()
         self.proc.wait(10)
-        wait_until(lambda: not self.system_processes(), 15, "DeployEx processes gone")
+        wait_until(self._none_left_after_kill, 15, "DeployEx processes gone")
 
     def kill_everything(self) -> None:
         # Freeze DeployEx first, so that no Monitor starts a replica while we end them all.
@@ -231,8 +231,18 @@ class Service:
                 os.kill(proc.pid, signal.SIGKILL)
         for proc in self.procs:
             proc.wait(10)
-        wait_until(lambda: not self.system_processes(), 15, "actor processes still alive")
+        wait_until(self._none_left_after_kill, 15, "actor processes still alive")
         wait_until_unregistered(snames)
+
+    def _none_left_after_kill(self) -> bool:
+        """True once the session is empty; else SIGKILL what is there. An actor forked between
+        the listing above and its SIGSTOP (a Deployer starting a Monitor) was never signalled,
+        and an actor outlives its parent."""
+        left = self.system_processes()
+        for proc in left:
+            with contextlib.suppress(ProcessLookupError, psutil.Error):
+                os.kill(proc.pid, signal.SIGKILL)
+        return not left
 
     def _replicas_by_cwd(self) -> set[int]:
         """Processes working in one of our replica folders (started by any of our Monitors)."""
