@@ -322,7 +322,16 @@ def test_a_remote_shell_gets_none_of_deployex_secrets(app: str, beam_nodes: Node
     replica = Replica(**{**node.spec.replica.__dict__, "passthrough": ("HANDED_ON",)})
     command = remote_shell_command(replica, base_env=env)
     with interactive_process(command.argv, command.env, command.cwd) as proc:
-        assert_no_secrets(environ_of(proc.pid), env, f"a remote shell to {app}")
+        # between fork and exec (and while exec replaces it) /proc shows the parent's or no
+        # environment: wait for the shell's own, which has what the replica hands on
+        seen = [""]
+
+        def own_environment() -> bool:
+            seen[0] = environ_of(proc.pid)
+            return env["HANDED_ON"] in seen[0]
+
+        wait_until(own_environment, 10, "the remote shell's environment")
+        assert_no_secrets(seen[0], env, f"a remote shell to {app}")
     # and the pre-command builder, for completeness of the same rule
     assert_no_secrets("\n".join(f"{k}={v}" for k, v in
                                 pre_command(replica, "eval ok", base_env=env).env.items()),
