@@ -15,6 +15,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from deployex_actors.beam import Atom, connect
@@ -233,3 +234,91 @@ def test_a_replica_that_dies_during_install_comes_back_on_its_permanent_release(
         (failed,) = journal(service, app, "hot_upgrade_failed")
         assert "step 3 of 5" in failed, failed
         assert [h.version for h in service.client().versions(app)] == [FROM, FROM]
+
+
+# Each replica's run appends the app's version as B's own unpacked copy loads it.
+WRITES_ITS_VERSION = {
+    "myerlangapp": "eval application:load(myerlangapp), {{ok, V}} = "
+    'application:get_key(myerlangapp, vsn), ok = file:write_file("{path}", [V, "\\n"], [append])',
+    "myelixirapp": 'eval \'Application.load(:myelixirapp); File.write!("{path}", '
+    '[Application.spec(:myelixirapp, :vsn), "\\n"], [:append])\'',
+}
+
+
+@pytest.mark.parametrize("app", ["myerlangapp", "myelixirapp"])
+def test_pre_commands_run_first_against_the_new_release_then_the_upgrade_is_hot(
+    release_dist: ReleaseDist, tmp_path: Path, app: str
+) -> None:
+    config = write_config(tmp_path, [app_entry(app, replicas=2)])
+    written = tmp_path / "pre-command.out"
+    publish(config, release_dist, app, FROM)
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app(app, serving(FROM, 2), f"two {FROM} replicas")
+        publish(config, release_dist, app, TO, (WRITES_ITS_VERSION[app].format(path=written),))
+        after = service.wait_app(app, serving(TO, 2), f"two {TO} replicas, upgraded", 90)
+        assert {r.sname: r.pid for r in after.replicas} == {r.sname: r.pid for r in before.replicas}
+        assert written.read_text().split() == [TO, TO]  # once per replica, from B's code
+        steps = journal(service, app, "hot_upgrade_step")
+        assert steps.count("hot upgrade step 1 of 6: pre_commands") == 2
+        assert steps.count("hot upgrade step 4 of 6: install_release") == 2
+        assert not any(
+            service.catalog.new_dir(app, r.sname).exists() for r in after.replicas
+        )  # B's copy for the pre-commands is gone once they ran
+
+
+def test_a_failing_pre_command_ghosts_the_version_and_the_replicas_keep_running(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    app = "myerlangapp"
+    config = write_config(tmp_path, [app_entry(app, replicas=2)])
+    publish(config, release_dist, app, FROM)
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app(app, serving(FROM, 2), f"two {FROM} replicas")
+        publish(config, release_dist, app, TO, ("eval halt(3)",))
+        service.wait_app(app, lambda a: TO in a.ghosts, f"{TO} ghosted", 60)
+        after = service.wait_app(app, lambda a: a.rollout == "converged", "converged", 20)
+        assert {r.sname: r.pid for r in after.replicas} == {r.sname: r.pid for r in before.replicas}
+        (failed,) = journal(service, app, "hot_upgrade_failed")
+        assert "step 1 of 6: pre-command 'eval halt(3)' exited with status 3" in failed, failed
+        for replica in after.replicas:
+            assert banner(replica.ports["PORT"]) == f"{app} {FROM}\n"
+            assert TO not in releases_on_node(replica.node)  # never unpacked on the node
+
+
+# install_release sleeps after the point of no return: a window to kill DeployEx in.
+SLOW_INSTALL = (r"point_of_no_return,", r"point_of_no_return,{apply,{timer,sleep,[4000]}},")
+
+
+@pytest.mark.parametrize("victim", ["Deployer", "DeployEx"])
+def test_deployex_killed_during_an_install_finishes_the_upgrade_after_adoption(
+    release_dist: ReleaseDist, tmp_path: Path, victim: str
+) -> None:
+    app = "myerlangapp"
+    config = write_config(tmp_path, [app_entry(app, replicas=2)])
+    publish(config, release_dist, app, FROM)
+    source = release_dist.tarball(app, TO)
+    slow = broken_release(source, tmp_path / "slow.tar.gz", app, SLOW_INSTALL)
+    with running_service(config, tmp_path) as service:
+        before = service.wait_app(app, serving(FROM, 2), f"two {FROM} replicas")
+        release_store(load_config(config)).publish(app, BROKEN, slow, [])
+        installing = "hot upgrade step 3 of 5: install_release"
+        wait_until(lambda: installing in journal(service, app, "hot_upgrade_step"), 60, "install")
+        if victim == "Deployer":
+            monitor = psutil.Process(before.replicas[0].pid).ppid()
+            os.kill(psutil.Process(monitor).ppid(), signal.SIGKILL)
+        else:
+            service.kill_deployex()
+            service.start()
+        after = service.wait_app(app, serving(BROKEN, 2), f"two {BROKEN} replicas", 120)
+
+        assert {r.sname: r.pid for r in after.replicas} == {r.sname: r.pid for r in before.replicas}
+        assert after.ghosts == () and service.client().ghosts(app) == []
+        history = [(h.sname, h.version, h.kind) for h in service.client().versions(app)]
+        assert sorted(h for h in history if h[1] == BROKEN) == sorted(
+            (r.sname, BROKEN, "hot_upgrade") for r in before.replicas
+        )  # one record per sname, whichever Monitor finished it
+        for replica in after.replicas:
+            assert releases_on_node(replica.node)[BROKEN] == "permanent"
+            record = pidfile.read(service.catalog.pidfile(app, replica.sname))
+            assert record is not None and record.version == BROKEN
+            assert banner(replica.ports["PORT"]) == f"{app} {TO}\n"  # 0.2.1 ships app 0.2.0

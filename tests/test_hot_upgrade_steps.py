@@ -5,7 +5,6 @@ from __future__ import annotations
 from deployex_actors.beam.terms import Atom
 from deployex_actors.core import hot_upgrade_steps as steps
 from deployex_actors.core import lifecycle as lc
-from deployex_actors.core.hot_upgrade import HOT_UPGRADE, Decision, unless_pre_commands
 from deployex_actors.core.status import ReplicaStatus
 from tests.test_lifecycle import kinds, run, running
 
@@ -38,7 +37,7 @@ def test_each_answer_is_judged_and_a_failure_reads_as_erlang() -> None:
     assert steps.problem(unpack, refused, TARGET) == (
         'unpack_release answered {error,{existing_release,"0.2.0"}}'
     )
-    assert steps.progress(2) == "hot upgrade step 3 of 5: install_release"
+    assert steps.progress(TARGET, 2) == "hot upgrade step 3 of 5: install_release"
 
 
 def upgrading(life: lc.Life | None = None) -> tuple[lc.Life, list]:
@@ -117,8 +116,57 @@ def test_a_stop_waits_for_the_upgrade_and_a_forced_restart_is_refused() -> None:
     assert lc.Stopped() in effects and life.crash_restarts == 0
 
 
-def test_a_release_with_pre_commands_is_deployed_fully() -> None:
-    hot = Decision(HOT_UPGRADE, "0.1.0", "0.2.0", "hot upgrade 0.1.0 -> 0.2.0: a 1 -> 2")
-    assert unless_pre_commands(hot, ()) is hot
-    full = unless_pre_commands(hot, ("eval Migrate.run()",))
-    assert not full.hot and full.reason.endswith("does not run: full deployment")
+MIGRATES = steps.Target("myapp", "0.1.0", "0.2.0", ("eval Migrate.run()",))
+
+
+def test_pre_commands_are_a_first_step_only_when_there_are_some() -> None:
+    assert steps.steps_of(TARGET) == steps.STEPS
+    assert steps.steps_of(MIGRATES) == (steps.PRE_COMMANDS, *steps.STEPS)
+    assert steps.progress(MIGRATES, 0) == "hot upgrade step 1 of 6: pre_commands"
+    assert steps.progress(MIGRATES, 3) == "hot upgrade step 4 of 6: install_release"
+
+
+def test_a_failed_pre_command_ghosts_the_version_and_keeps_the_replica() -> None:
+    life, effects = run(running(), lc.UpgradeAsked(MIGRATES, linked=True))
+    assert effects[-1] == lc.RunUpgradeStep(MIGRATES, 0)
+    life, effects = run(life, lc.UpgradeStepDone(0, "pre-command 'eval Migrate.run()' exited 1"))
+    assert life.phase == lc.Phase.RUNNING and lc.UndoUnpack(MIGRATES) in effects
+    (ended,) = [e for e in effects if isinstance(e, lc.UpgradeEnded)]
+    assert ended.ghost and "failed at step 1 of 6: pre-command" in ended.message
+    assert not [e for e in effects if isinstance(e, lc.Terminate)]
+
+
+def test_after_a_hot_upgrade_a_restart_runs_the_new_versions_pre_commands() -> None:
+    life, _ = run(running(), lc.UpgradeAsked(MIGRATES, linked=True))
+    life, _ = through(life, len(steps.steps_of(MIGRATES)) - 1)
+    assert life.pre_commands == MIGRATES.pre_commands and life.phase == lc.Phase.RUNNING
+
+
+def which(status: str) -> list:
+    """A which_releases answer with A permanent and B in `status`."""
+    libs = [s("kernel-8.5.3")]
+    both = (("0.2.0", status), ("0.1.0", "old"))
+    return [(s("myapp"), s(vsn), libs, Atom(st)) for vsn, st in both]
+
+
+def test_a_step_an_earlier_attempt_did_on_the_node_is_not_asked_again() -> None:
+    unpack, check, install, permanent, script = steps.STEPS
+    done = {
+        status: [st.name for st in steps.STEPS
+                 if steps.already_done(st, steps.release_status(which(status), "0.2.0"))]
+        for status in ("unpacked", "current", "permanent")
+    }  # fmt: skip
+    assert done == {
+        "unpacked": ["unpack_release"],
+        "current": ["unpack_release", "check_install_release", "install_release"],
+        "permanent": [unpack.name, check.name, install.name, permanent.name],
+    }
+    assert steps.release_status(which("current")[1:], "0.2.0") is None
+    assert not steps.already_done(script, "permanent")  # the local fix-up is always done
+    assert steps.release_status(Atom("badrpc"), "0.2.0") is None
+
+
+def test_only_a_release_unpacked_and_never_installed_is_forgotten() -> None:
+    # release_handler:set_removed answers ok for the release the node runs, too
+    assert steps.may_undo(None) and steps.may_undo("unpacked")
+    assert not any(steps.may_undo(status) for status in ("current", "permanent", "old"))

@@ -86,8 +86,8 @@ class Fetcher(DeployexActor):
     def _prepare(self, message: PrepareRelease) -> tuple[str | None, HotUpgrade | None]:
         """Download and unpack into `new/`, judge it against the replica it replaces. A hot
         upgrade: the tarball goes where the running replica's release_handler reads it, and
-        `new/` away. Otherwise `new/` becomes `current/`. Returns the judgement's one line (None
-        when it replaces nothing) and the hot upgrade to run, if it is one."""
+        `new/` stays only for its pre-commands. Otherwise `new/` becomes `current/`. Returns the
+        judgement's one line (None when it replaces nothing) and the hot upgrade to run, if any."""
         app, sname, version = message.app, message.sname, message.version
         from deployex_actors.releases import safe_unpack
 
@@ -102,7 +102,8 @@ class Fetcher(DeployexActor):
             if hot is not None:
                 self._place(tarball.path, hot)
         if hot is not None:
-            shutil.rmtree(new, ignore_errors=True)
+            if not hot.target.pre_commands:  # else they run from it; the Monitor removes it
+                shutil.rmtree(new, ignore_errors=True)
             return reason, hot
         previous = self.catalog.previous_dir(app, sname)
         if current.exists():
@@ -113,7 +114,7 @@ class Fetcher(DeployexActor):
 
     def _judge(self, message: PrepareRelease, new: Path) -> tuple[str | None, HotUpgrade | None]:
         """Can the new release hot-upgrade the running one? The journal line, and the upgrade."""
-        from deployex_actors.core.hot_upgrade import decide, unless_pre_commands
+        from deployex_actors.core.hot_upgrade import decide
         from deployex_actors.releases import read_release
 
         if message.replaces is None or message.replaces_version is None:
@@ -129,10 +130,10 @@ class Fetcher(DeployexActor):
             running = None  # judged from the relup and Jellyfish's metadata alone
         enabled = self.config.application(message.app).hot_upgrade
         decision = decide(message.replaces_version, contents, enabled, running)
-        decision = unless_pre_commands(decision, message.pre_commands)
         if not decision.hot or not contents.name:
             return decision.reason, None
-        target = Target(contents.name, message.replaces_version, message.version)
+        pre_commands = tuple(message.pre_commands)
+        target = Target(contents.name, message.replaces_version, message.version, pre_commands)
         return decision.reason, HotUpgrade(message.app, message.replaces, target)
 
     def _place(self, tarball: Path, hot: HotUpgrade) -> None:

@@ -276,7 +276,7 @@ class PrepareRelease:
     version: str
     replaces: str | None = None
     replaces_version: str | None = None
-    pre_commands: tuple[str, ...] = ()  # current.json's: a hot upgrade would not run them
+    pre_commands: tuple[str, ...] = ()  # current.json's: a hot upgrade runs them first
 
 
 @dataclass(frozen=True)

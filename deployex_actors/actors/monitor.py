@@ -15,6 +15,7 @@ leaves it running for the next Monitor to adopt.
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import subprocess
 import time
@@ -38,6 +39,7 @@ from deployex_actors.actors.messages import (
 from deployex_actors.beam import TlsOptions
 from deployex_actors.beam.launch import Command, Replica, executable, pre_command, start_command
 from deployex_actors.catalog import Catalog
+from deployex_actors.core import hot_upgrade_steps as upgrade_steps
 from deployex_actors.core import lifecycle as lc
 from deployex_actors.core.status import ReplicaSnapshot
 from deployex_actors.errors import DeployexError
@@ -218,15 +220,25 @@ class Monitor(DeployexActor):
         if self.upgrades is None:
             self.upgrades = hot_upgrade.UpgradeRunner()
             self.watch(self.upgrades.fd, self._upgrade_step_done)
-        self.upgrades.run(self.links.link, self.replica.release_dir, target, index)
+        link, root = self.links.link, self.replica.release_dir
+        if upgrade_steps.steps_of(target)[index] is upgrade_steps.PRE_COMMANDS:
+            new = replace(self.replica, release_dir=self.catalog.new_dir(self.spec.app, self.sname))
+            logs = self._logs()
+            job = lambda: hot_upgrade.run_pre_commands(new, target.pre_commands, logs)  # noqa: E731
+        else:
+            job = lambda: hot_upgrade.perform(link, root, target, index)  # noqa: E731
+        self.upgrades.run(index, job)
 
     def _upgrade_step_done(self) -> None:
         for index, problem in self.upgrades.collect():
             self._on(lc.UpgradeStepDone(index, problem))
 
     def _upgrade_ended(self, target: Any, ok: bool, text: str, ghost: bool) -> None:
+        if target.pre_commands:  # B's copy they ran from (see Fetcher._prepare)
+            shutil.rmtree(self.catalog.new_dir(self.spec.app, self.sname), ignore_errors=True)
         if ok:  # the same process now runs the new version: say so wherever the version shows
-            self.spec = replace(self.spec, version=target.to_version, pre_commands=())
+            self.spec = replace(self.spec, version=target.to_version,
+                                pre_commands=target.pre_commands)  # fmt: skip
             if self.record is not None and self.record.pid == self.pid:
                 self.record = replace(self.record, version=target.to_version)
                 self._persist()

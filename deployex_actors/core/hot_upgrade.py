@@ -169,16 +169,6 @@ def decide(
     )
 
 
-def unless_pre_commands(decision: Decision, pre_commands: tuple[str, ...]) -> Decision:
-    """A hot upgrade runs no pre-commands: they are commands of a new release run before it
-    starts (migrations), and in place there is no such moment. Such a release is deployed."""
-    if not decision.hot or not pre_commands:
-        return decision
-    reason = (f"{decision.reason}, but current.json has pre-commands, which a hot upgrade does "
-              "not run: full deployment")  # fmt: skip
-    return Decision(FULL_DEPLOYMENT, decision.from_version, decision.to_version, reason)
-
-
 def app_changes(
     from_version: str, contents: ReleaseContents, running: ReleaseContents | None
 ) -> tuple[AppChange, ...]:

@@ -5,11 +5,21 @@ it places B's tarball at `releases/B/{release}.tar.gz` in that replica's release
 replica's Monitor runs these steps on the node, over its distribution link, one at a time, each
 with its own timeout (replica/hot_upgrade.py does the calls, core/lifecycle.py the sequencing):
 
+    0 pre-commands                          (local)         only when current.json has some
     1 unpack_release("B/{release}")         -> {ok, "B"}    lib/ and releases/B/ next to A's
     2 check_install_release("B")            -> {ok, A, _}   the relup is loadable
     3 install_release("B", [{update_paths, true}]) -> {ok, A, _}   code_change runs here
     4 make_permanent("B")                   -> ok           RELEASES and start_erl.data say B
     5 start script                          (local file)    bin/{release}-B over bin/{release}
+
+The pre-commands run first, each as a program of B's own unpacked copy (`new/` of the sname,
+like upstream's `new/bin/{app}`) with the replica's environment: a failing migration leaves A
+untouched. They are a step of their own, counted only when there are some.
+
+A step is skipped when the node's `which_releases` shows it done (`already_done`): a Monitor
+killed mid-upgrade is replaced by one that asks for the same upgrade again, and release_handler
+answers a repeated step with an error (`existing_release`, `already_installed`) — or, for
+`set_removed` of the release it runs, with a dangerous `ok`.
 
 Step 5 is release_handler's gap: unpack_release keeps old files, so a relx release's
 `bin/{release}` still names A's version and a restart would boot A; mix's script reads
@@ -35,11 +45,13 @@ UNDO_TIMEOUT_S = 10.0
 
 @dataclass(frozen=True)
 class Target:
-    """What is upgraded: the release (its name in the .rel) from one version to another."""
+    """What is upgraded: the release (its name in the .rel) from one version to another, and
+    the pre-commands of current.json to run first."""
 
     release: str
     from_version: str
     to_version: str
+    pre_commands: tuple[str, ...] = ()
 
     @property
     def tarball(self) -> str:
@@ -55,6 +67,7 @@ class Step:
     local: bool = False  # a file fix-up in the release folder, not a call on the node
 
 
+PRE_COMMANDS = Step("pre_commands", installs=False, local=True)
 STEPS = (
     Step("unpack_release", installs=False),
     Step("check_install_release", installs=False),
@@ -63,13 +76,46 @@ STEPS = (
     Step("start_script", installs=True, timeout_s=10.0, local=True),
 )
 
+# The statuses in `which_releases` of release B once a step has been done on the node.
+DONE_WHEN = {
+    "unpack_release": frozenset({"unpacked", "current", "permanent", "old"}),
+    "check_install_release": frozenset({"current", "permanent"}),
+    "install_release": frozenset({"current", "permanent"}),
+    "make_permanent": frozenset({"permanent"}),
+}
 
-def position(index: int) -> str:
-    return f"step {index + 1} of {len(STEPS)}"
+
+def steps_of(target: Target) -> tuple[Step, ...]:
+    return (PRE_COMMANDS, *STEPS) if target.pre_commands else STEPS
 
 
-def progress(index: int) -> str:
-    return f"hot upgrade {position(index)}: {STEPS[index].name}"
+def position(target: Target, index: int) -> str:
+    return f"step {index + 1} of {len(steps_of(target))}"
+
+
+def progress(target: Target, index: int) -> str:
+    return f"hot upgrade {position(target, index)}: {steps_of(target)[index].name}"
+
+
+def release_status(releases: Any, version: str) -> str | None:
+    """B's status in a `which_releases` answer ([{Name, Vsn, Libs, Status}]), None if absent."""
+    if not isinstance(releases, list):
+        return None
+    for entry in releases:
+        if isinstance(entry, tuple) and len(entry) == 4 and text_of(entry[1]) == version:
+            return str(entry[3])
+    return None
+
+
+def already_done(step: Step, status: str | None) -> bool:
+    """Has an earlier attempt done this step on the node, whose `which_releases` shows B so?"""
+    return status in DONE_WHEN.get(step.name, ())
+
+
+def may_undo(status: str | None) -> bool:
+    """set_removed only forgets a release that was unpacked and never installed: release_handler
+    also accepts it for the release the node runs."""
+    return status in (None, "unpacked")
 
 
 def call(step: Step, target: Target) -> tuple[str, str, list[Any]]:

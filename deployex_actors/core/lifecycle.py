@@ -77,7 +77,7 @@ class Policy:
 @dataclass(frozen=True)
 class Upgrading:
     target: upgrade.Target
-    step: int = 0  # index in hot_upgrade_steps.STEPS of the step under way
+    step: int = 0  # index in hot_upgrade_steps.steps_of(target) of the step under way
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,8 @@ class Life:
     @property
     def upgrade_progress(self) -> str | None:
         """ "hot upgrade step 3 of 5: install_release" while one runs, for the status."""
-        return None if self.upgrade is None else upgrade.progress(self.upgrade.step)
+        run = self.upgrade
+        return None if run is None else upgrade.progress(run.target, run.step)
 
     @property
     def status(self) -> ReplicaStatus:
@@ -500,7 +501,8 @@ def _upgrade_asked(
 
 
 def _next_step(target: upgrade.Target, index: int) -> tuple:
-    return Journal("hot_upgrade_step", upgrade.progress(index)), RunUpgradeStep(target, index)
+    progress = upgrade.progress(target, index)
+    return Journal("hot_upgrade_step", progress), RunUpgradeStep(target, index)
 
 
 def _upgrade_step_done(
@@ -509,8 +511,10 @@ def _upgrade_step_done(
     run = life.upgrade
     if life.phase != Phase.UPGRADING or run is None or run.step != event.step:
         return life, ()  # late: the replica exited meanwhile
-    target, step = run.target, upgrade.STEPS[event.step]
-    if event.problem is None and event.step + 1 < len(upgrade.STEPS):
+    target = run.target
+    steps = upgrade.steps_of(target)
+    step = steps[event.step]
+    if event.problem is None and event.step + 1 < len(steps):
         return replace(life, upgrade=replace(run, step=event.step + 1)), _next_step(
             target, event.step + 1
         )
@@ -518,12 +522,13 @@ def _upgrade_step_done(
     then = _terminate(for_good=True) if life.stop_requested else ()
     versions = f"{target.from_version} -> {target.to_version}"
     if event.problem is None:
-        # B's pre-commands are none (a release with pre-commands is fully deployed).
-        life = replace(life, pre_commands=(), last_error=None)
+        # A later start runs B's pre-commands, as after a full deployment.
+        life = replace(life, pre_commands=target.pre_commands, last_error=None)
         text = f"hot upgrade {versions} done: the replica runs {target.to_version}"
         return _after_stop(life), (UpgradeEnded(target, True, text), Journal("hot_upgraded", text),
                                    *then)  # fmt: skip
-    failed = f"hot upgrade {versions} failed at {upgrade.position(event.step)}: {event.problem}"
+    at = upgrade.position(target, event.step)
+    failed = f"hot upgrade {versions} failed at {at}: {event.problem}"
     life = replace(life, last_error=failed)
     if not step.installs:
         text = f"{failed}; it still runs {target.from_version}"
@@ -548,7 +553,8 @@ def _upgrade_lost(life: Life) -> tuple:
         return ()
     target = run.target
     text = (f"hot upgrade {target.from_version} -> {target.to_version}: the replica exited "
-            f"during {upgrade.position(run.step)} ({upgrade.STEPS[run.step].name})")  # fmt: skip
+            f"during {upgrade.position(target, run.step)} "
+            f"({upgrade.steps_of(target)[run.step].name})")  # fmt: skip
     return (UpgradeEnded(target, False, text, ghost=True), Journal("hot_upgrade_failed", text))
 
 

@@ -14,12 +14,19 @@ import logging
 import os
 import queue
 import shutil
+import signal
+import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
+from deployex_actors.beam.launch import Replica, pre_command
 from deployex_actors.beam.link import NodeLink
 from deployex_actors.core import hot_upgrade_steps as steps
-from deployex_actors.errors import BeamError
+from deployex_actors.errors import BeamError, DeployexError
+from deployex_actors.replica import process
+
+PRE_COMMAND_TIMEOUT_S = 600.0  # a migration may be long; one that hangs must not hold B forever
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +36,13 @@ class UpgradeRunner:
         self.fd, self._write_fd = os.pipe()
         self._done: queue.SimpleQueue[tuple[int, str | None]] = queue.SimpleQueue()
 
-    def run(self, link: NodeLink | None, root: Path, target: steps.Target, index: int) -> None:
-        """Start step `index`; its (index, problem) comes out of `collect()` once it ends."""
+    def run(self, index: int, job: Callable[[], str | None]) -> None:
+        """Start step `index` (`job`, one of the functions below); its (index, problem) comes out
+        of `collect()` once it ends."""
 
         def work() -> None:
             try:
-                problem = perform(link, root, target, index)
+                problem = job()
             except Exception as exc:  # whatever it was, the step failed
                 log.exception("hot upgrade step %s", index)
                 problem = f"{type(exc).__name__}: {exc}"
@@ -59,29 +67,57 @@ class UpgradeRunner:
 
 
 def perform(link: NodeLink | None, root: Path, target: steps.Target, index: int) -> str | None:
-    """Run one step; None when it succeeded, else what went wrong, in one line."""
-    step = steps.STEPS[index]
+    """Run step `index` but the pre-commands; None when it succeeded (or the node shows it done
+    already), else what went wrong, in one line."""
+    step = steps.steps_of(target)[index]
     if step.local:
         return _point_start_script(root, target)
     if link is None or not link.alive:
         return "no distribution link to the replica"
-    module, function, args = steps.call(step, target)
     try:
+        if steps.already_done(step, _status_on_node(link, target, step.timeout_s)):
+            return None
+        module, function, args = steps.call(step, target)
         reply = link.rpc(module, function, args, step.timeout_s)
     except BeamError as exc:
         return str(exc)
     return steps.problem(step, reply, target)
 
 
+def run_pre_commands(
+    replica: Replica, commands: tuple[str, ...], logs: tuple[Path, Path]
+) -> str | None:
+    """Each pre-command in turn, as a program of `replica` (B's unpacked copy), its output in
+    the replica's logs; the first that fails or outlives PRE_COMMAND_TIMEOUT_S ends the step."""
+    for text in commands:
+        try:
+            proc = process.spawn(pre_command(replica, text), *logs)
+        except (DeployexError, OSError) as exc:
+            return f"pre-command {text!r}: {exc}"
+        try:
+            code = proc.wait(PRE_COMMAND_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return f"pre-command {text!r} still ran after {PRE_COMMAND_TIMEOUT_S:g} s: killed"
+        if code != 0:
+            return f"pre-command {text!r} exited with status {code}"
+    return None
+
+
 def undo_unpack(link: NodeLink | None, root: Path, target: steps.Target) -> str | None:
     """After a failure before install: the node forgets the unpacked release (its files stay,
-    see core.hot_upgrade_steps), and a tarball it did not unpack is removed."""
+    see core.hot_upgrade_steps), and a tarball it did not unpack is removed. A release the node
+    has installed meanwhile (an earlier attempt got further) is left alone."""
     with contextlib.suppress(OSError):
         (root / target.tarball).unlink()
     if link is None or not link.alive:
         return "no distribution link to the replica"
-    module, function, args = steps.undo_call(target)
     try:
+        status = _status_on_node(link, target, steps.UNDO_TIMEOUT_S)
+        if not steps.may_undo(status):
+            return f"{target.to_version} is {status} on the node: not forgotten"
+        module, function, args = steps.undo_call(target)
         reply = link.rpc(module, function, args, steps.UNDO_TIMEOUT_S)
     except BeamError as exc:
         return str(exc)
@@ -89,7 +125,14 @@ def undo_unpack(link: NodeLink | None, root: Path, target: steps.Target) -> str 
     return None if reply == "ok" or "no_such_release" in steps.show(reply) else steps.show(reply)
 
 
+def _status_on_node(link: NodeLink, target: steps.Target, timeout_s: float) -> str | None:
+    releases = link.rpc("release_handler", "which_releases", [], timeout_s)
+    return steps.release_status(releases, target.to_version)
+
+
 def _point_start_script(root: Path, target: steps.Target) -> str | None:
+    with contextlib.suppress(OSError):  # placed again for an unpack that was done already
+        (root / target.tarball).unlink()
     source, dest = (root / p for p in steps.start_script(target))
     if not source.is_file():
         return None  # mix: the script reads releases/start_erl.data, made permanent already
