@@ -102,8 +102,12 @@ class Fetcher(DeployexActor):
             if hot is not None:
                 self._place(tarball.path, hot)
         if hot is not None:
-            if not hot.target.pre_commands:  # else they run from it; the Monitor removes it
-                shutil.rmtree(new, ignore_errors=True)
+            if hot.target.pre_commands:  # they run from it, as `new/` of the upgraded sname
+                beside = self.catalog.new_dir(app, hot.sname)
+                shutil.rmtree(beside, ignore_errors=True)
+                new.rename(beside)  # the Monitor removes it once the upgrade ends
+            if sname != hot.sname:  # the new sname, not needed after all
+                shutil.rmtree(new.parent, ignore_errors=True)
             return reason, hot
         previous = self.catalog.previous_dir(app, sname)
         if current.exists():
