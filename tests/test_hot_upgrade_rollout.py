@@ -124,6 +124,14 @@ def test_a_hot_upgradable_version_replaces_the_code_in_the_running_replicas(
         assert len(journal(service, app, "started")) == 2  # the first starts, nothing since
         service.wait_app(app, lambda a: a.rollout == "converged", "the rollout converged", 10)
 
+        # a restarted DeployEx adopts the same processes and reports the new version
+        service.kill_deployex()
+        service.start()
+        adopted = service.wait_app(app, serving(TO, 2), "adopted after a DeployEx restart", 60)
+        assert {(r.sname, r.pid, r.adopted) for r in adopted.replicas} == {
+            (r.sname, r.pid, True) for r in after.replicas
+        }
+
         # a crash later restarts it on the new release, the one made permanent
         victim = after.replicas[0]
         os.kill(victim.pid, signal.SIGKILL)
