@@ -28,7 +28,10 @@ from deployex_actors.private_paths import private_folder
 from deployex_actors.secrets import load_secrets
 
 log = logging.getLogger("deployex")
-HEALTH_PERIOD_S = 2.0
+# A wedged root is noticed within HEALTH_PERIOD_S x HEALTH_FAILURES (plus the asks' 5 s): each
+# ask crosses four processes (launcher, admin, root and back), 3-8 ms of CPU here, so it is not
+# asked more often. A restart request does not wait for it: the root wakes the launcher (SIGUSR1).
+HEALTH_PERIOD_S = 10.0
 HEALTH_FAILURES = 3
 STOP_TIMEOUT_S = 60.0
 RESTART = -1  # _serve's answer when an operator asked for a restart
@@ -59,9 +62,10 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
         catalog.samples_socket,
         config.multi_host,
     )
-    stop = threading.Event()
+    stop, wake = threading.Event(), threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: (stop.set(), wake.set()))
+    signal.signal(signal.SIGUSR1, lambda *_: wake.set())
     try:
         root = asys.createActor("deployex_actors.actors.root.Root", globalName=GLOBAL_NAME)
         boot = messages.Boot(
@@ -71,6 +75,7 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
             optfile,
             secrets.admin_hashed_password,
             secrets.secret_key_base,
+            launcher_pid=os.getpid(),
         )
         system.request(asys, root, boot, 30)
         print(
@@ -78,7 +83,7 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
             f"127.0.0.1:{config.actor_system_port}, logs in {catalog.log_path}",
             flush=True,
         )
-        code = _serve(asys, root, stop)
+        code = _serve(asys, root, stop, wake)
         if code == 0 and not keep_replicas:
             _stop_replicas(asys, root)
     finally:
@@ -91,9 +96,13 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
     return code
 
 
-def _serve(asys: Any, root: Any, stop: threading.Event) -> int:
+def _serve(asys: Any, root: Any, stop: threading.Event, wake: threading.Event) -> int:
     failures = 0
-    while not stop.wait(HEALTH_PERIOD_S):
+    while True:
+        wake.wait(HEALTH_PERIOD_S)
+        wake.clear()
+        if stop.is_set():
+            return 0
         try:
             answer = system.request(asys, root, messages.Ping(system.request_id()), 5)
             failures = 0
@@ -104,7 +113,6 @@ def _serve(asys: Any, root: Any, stop: threading.Event) -> int:
             log.error("the root supervisor did not answer (%d/%d)", failures, HEALTH_FAILURES)
             if failures >= HEALTH_FAILURES:
                 return 1
-    return 0
 
 
 def _stop_replicas(asys: Any, root: Any) -> None:

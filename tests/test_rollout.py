@@ -289,30 +289,23 @@ def test_full_restart_and_ghost_commands_from_the_cli(
 
 
 @pytest.mark.parametrize(
-    ("app", "extra", "pre", "words"),
+    ("app", "extra", "words"),
     [
-        ("mygleamapp", {}, (), "gleam shipment"),
-        ("myerlangapp", {"hot_upgrade": False}, (), "hot_upgrade: false in the configuration"),
-        (
-            "myelixirapp",
-            {},
-            ("eval IO.puts(:migrated)",),
-            "hot upgrade 0.1.0 -> 0.2.0: myelixirapp 0.1.0 -> 0.2.0, but current.json has "
-            "pre-commands, which a hot upgrade does not run",
-        ),
+        ("mygleamapp", {}, "gleam shipment"),
+        ("myerlangapp", {"hot_upgrade": False}, "hot_upgrade: false in the configuration"),
     ],
 )
 def test_the_journal_says_once_why_a_rollout_is_a_full_deployment(
-    release_dist: ReleaseDist, tmp_path: Path, app: str, extra: dict, pre: tuple, words: str
+    release_dist: ReleaseDist, tmp_path: Path, app: str, extra: dict, words: str
 ) -> None:
-    """Gleam shipments, apps with `hot_upgrade: false` and releases with pre-commands get full
-    deployments even when the release could be hot-upgraded (test_hot_upgrade_rollout.py), and
-    the journal says why, once per rollout (docs/hot-upgrades.md)."""
+    """Gleam shipments and apps with `hot_upgrade: false` get full deployments even when the
+    release could be hot-upgraded (test_hot_upgrade_rollout.py), and the journal says why, once
+    per rollout (docs/hot-upgrades.md)."""
     config = write_config(tmp_path, [app_entry(app, replicas=2, **extra)])
     publish(config, release_dist, app, "0.1.0")
     with running_service(config, tmp_path) as service:
         service.wait_app(app, serving("0.1.0", 2), "two 0.1.0 replicas")
-        publish(config, release_dist, app, "0.2.0", pre)
+        publish(config, release_dist, app, "0.2.0")
         service.wait_app(app, serving("0.2.0", 2), "two 0.2.0 replicas", deadline_s=90)
         (kind,) = service.client().events(app=app, kind="deployment_kind")
         assert words in kind.message and kind.message.endswith(": full deployment")

@@ -12,7 +12,10 @@ a capped backoff; the running replicas keep serving.
 The desired version comes in two steps: Storage says the mode, ghosts and last good version (a
 pinned version in manual mode); in automatic mode the Fetcher then reads current.json. The
 Fetcher (a child, restarted like a Monitor) does all bucket work, one request at a time, so at
-most one current.json read is asked for at once however long the bucket takes.
+most one current.json read is asked for at once however long the bucket takes. Once both are
+known, neither is asked again while nothing changes: Storage's part is read again after this
+Deployer wrote to it or when Storage says Reconsider (an operator's pin, unghost), and the
+Fetcher reads current.json on its own schedule and tells only what changed.
 """
 
 from __future__ import annotations
@@ -76,7 +79,8 @@ class Deployer(Supervisor):
         self.upgrading: dict[str, RecordVersion] = {}  # sname -> its record, once upgraded
         self.replace_queue: set[str] = set()  # full restart: snames still to replace
         self.desired: DesiredRead | None = None
-        self.state_read: DesiredRead | None = None  # Storage's part, while current.json is read
+        self.state_read: DesiredRead | None = None  # Storage's part (automatic mode)
+        self.state_stale = True  # read Storage's part again at the next tick (see on_timer)
         self.reading_current = False
         self.kind_reason: str | None = None  # the last hot-or-full judgement journaled
         self.error: str | None = None
@@ -119,6 +123,7 @@ class Deployer(Supervisor):
 
     def receiveMsg_StorageMoved(self, message: StorageMoved, sender: Any) -> None:
         self.start = replace(self.start, storage=message.storage)
+        self.state_stale = True  # what was sent to its predecessor may be lost
 
     def _spec(
         self,
@@ -150,7 +155,7 @@ class Deployer(Supervisor):
 
     def init_message(self, name: str) -> Any:
         if name == FETCHER.name:
-            return StartFetcher(self.start.config)
+            return StartFetcher(self.start.config, self.app)
         spec = self.specs.get(name)
         if spec is None:
             return None
@@ -185,7 +190,13 @@ class Deployer(Supervisor):
 
     def on_timer(self, timer: Timer) -> None:
         if timer.kind == "tick" and self.stop_request is None:
-            self.send(self.start.storage, ReadDesired(self.app))
+            # Storage's part changes when this Deployer writes it (stale), or by an operator,
+            # which Storage answers with Reconsider; current.json changes come from the
+            # Fetcher's own polling. An idle tick sends nothing.
+            if self.state_stale:
+                self.send(self.start.storage, ReadDesired(self.app))
+            else:
+                self._advance()
             self.after(self.config.deploy_schedule_interval_ms / 1000, "tick")
         elif timer.kind == "advance":
             self._advance()
@@ -196,7 +207,9 @@ class Deployer(Supervisor):
         self.send(self.start.storage, ReadDesired(self.app))
 
     def receiveMsg_DesiredRead(self, message: DesiredRead, sender: Any) -> None:
+        self.state_stale = False
         if message.mode == "manual":
+            self.state_read = None  # the Fetcher's news of current.json do not apply
             self._desired(message)
             return
         self.state_read = message
@@ -318,7 +331,7 @@ class Deployer(Supervisor):
         timeout_s = self.config.deploy_rollback_timeout_ms / 1000
         reason = f"{action.sname} not ready within {timeout_s:g} s"
         if action.ghost:
-            self.send(self.start.storage, Ghost(self.app, action.version, reason, action.sname))
+            self._write(Ghost(self.app, action.version, reason, action.sname))
             if self.desired is not None:
                 ghosts = (*self.desired.ghosts, action.version)
                 self.desired = replace(self.desired, ghosts=ghosts)
@@ -359,7 +372,7 @@ class Deployer(Supervisor):
         if message.hot_upgrade is not None:
             self._hot_upgrade(message, record)
             return
-        self.send(self.start.storage, record)
+        self._write(record)
         # The rollback timer starts now, once per deployment: it stops at the first ready.
         deployed = (time.time(), False)
         self._run_monitor(self._spec(message.sname, version, slot, deployed, pre=pre))
@@ -385,10 +398,11 @@ class Deployer(Supervisor):
             return
         version = message.target.to_version
         if message.ok:
-            self.specs[message.sname] = replace(spec, version=version, pre_commands=())
-            self.send(self.start.storage, record)
+            pre = message.target.pre_commands
+            self.specs[message.sname] = replace(spec, version=version, pre_commands=pre)
+            self._write(record)
         elif message.ghost:
-            self.send(self.start.storage, Ghost(self.app, version, message.message, message.sname))
+            self._write(Ghost(self.app, version, message.message, message.sname))
             if self.desired is not None:
                 self.desired = replace(self.desired, ghosts=(*self.desired.ghosts, version))
         else:  # not the version's fault (the replica was restarting): try again a bit later
@@ -503,6 +517,11 @@ class Deployer(Supervisor):
             rollout=self.note,
         )
         self.send(self.parent, AppChanged(snapshot))
+
+    def _write(self, message: Ghost | RecordVersion) -> None:
+        """A write to Storage's part of what to run (ghosts, history: last_good)."""
+        self.send(self.start.storage, message)
+        self.state_stale = True
 
     def _journal(self, kind: str, message: str, sname: str | None = None) -> None:
         self.send(self.start.storage, Journal(kind, message, "deployer", self.app, sname))

@@ -68,6 +68,7 @@ class Boot(Request):
     tls_optfile: str | None = None
     admin_hashed_password: str = ""  # for the dashboard
     secret_key_base: str = ""
+    launcher_pid: int = 0  # woken by SIGUSR1 when a restart is asked (service._serve)
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,11 @@ class StartWatchdog:
 
 @dataclass(frozen=True)
 class StartFetcher:
+    """Fetcher: serve `app`, and read its current.json every `deploy_schedule_interval_ms`,
+    telling the sender (its Deployer) a CurrentRead only when what it reads has changed."""
+
     config: Config
+    app: str = ""
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ one Deployer per app; the status cache the front ends read; the router of their 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -155,6 +157,9 @@ class Root(Supervisor):
         self.restart_by = message.actor
         self._journal("deployex_restart", "DeployEx restart requested", message.actor)
         self.send(sender, Reply(message.request_id, "restarting"))
+        if self.boot is not None and self.boot.launcher_pid:  # it asks at once, not in 10 s
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.boot.launcher_pid, signal.SIGUSR1)
 
     def receiveMsg_Record(self, message: Record, sender: Any) -> None:
         storage = self.child(STORAGE.name)
