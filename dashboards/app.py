@@ -3,6 +3,8 @@
     /login /logout            dashboards.login (no session needed, CSRF and rate limit)
     /health /metrics          dashboards.probes (no session; /metrics may want a bearer token)
     /applications /versions /logs /plots /journal    one Panel page each, session required
+    /terminal/open            dashboards.terminal_open (session; opening is a POST with CSRF)
+    /terminal                 the terminal a /terminal/open POST left a ticket for
     /                         redirects to /applications
 
 Pages and their websockets go through Bokeh's authenticated handlers, whose user comes from
@@ -35,11 +37,20 @@ from dashboards.pages.base import Page
 from dashboards.pages.journal import JournalPage
 from dashboards.pages.logs import LogsPage
 from dashboards.pages.plots import PlotsPage
+from dashboards.pages.terminal import TerminalPage
 from dashboards.pages.versions import VersionsPage
 from dashboards.probes import HealthHandler, MetricsHandler, exposition_from
+from dashboards.terminal_open import OPEN_URL, TerminalOpenHandler
 
 access = logging.getLogger("tornado.access")
-PAGES: tuple[type[Page], ...] = (ApplicationsPage, VersionsPage, LogsPage, PlotsPage, JournalPage)
+PAGES: tuple[type[Page], ...] = (
+    ApplicationsPage,
+    VersionsPage,
+    LogsPage,
+    PlotsPage,
+    JournalPage,
+    TerminalPage,
+)
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -117,6 +128,7 @@ def make_server(context: DashboardContext, logins: LoginContext | None = None) -
     extra = [
         (r"/", HomeHandler),
         (r"/health", HealthHandler),
+        (OPEN_URL, TerminalOpenHandler, {"context": logins, "dashboard": context}),
         (
             r"/metrics",
             MetricsHandler,

@@ -22,11 +22,14 @@ from dashboards.context import DashboardContext
 from dashboards.feed import Feed
 from dashboards.gateway import Gateway
 from dashboards.settings import Settings, settings_from_env
+from dashboards.terminals import HostTmux, Terminals
+from deployex_actors.catalog import Catalog
 from deployex_actors.config import load_config
 from deployex_actors.errors import DeployexError
 
 log = logging.getLogger("deployex.dashboard")
 LOG_TICK_MS = 500
+TERMINAL_SWEEP_MS = 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +54,15 @@ def build_context(settings: Settings) -> DashboardContext:
         settings.config.metrics_retention_time_ms / 1000,
         settings.config.watchdog_interval_ms / 1000,
     )
-    return DashboardContext(settings, gateway, feed, SessionStore(settings.session_ttl_s))
+    config = settings.config
+    terminals = Terminals(
+        config.terminals_max,
+        config.terminal_idle_timeout_ms / 1000,
+        HostTmux(Catalog.from_config(config).var_path / "terminals"),
+        enabled=config.terminals,
+    )
+    sessions = SessionStore(settings.session_ttl_s)
+    return DashboardContext(settings, gateway, feed, sessions, terminals=terminals)
 
 
 async def serve(settings: Settings) -> int:
@@ -67,10 +78,16 @@ async def serve(settings: Settings) -> int:
     context.feed.start()
     tails = PeriodicCallback(context.logs.tick, LOG_TICK_MS)
     tails.start()
+    if left := context.terminals.tmux.kill_leftovers():
+        log.warning("%d host terminal(s) of an earlier dashboard were still running: ended", left)
+    sweep = PeriodicCallback(context.sweep_terminals, TERMINAL_SWEEP_MS)
+    sweep.start()
     log.info("dashboard on http://%s:%d (%r)", settings.host, settings.port, settings)
     try:
         await stop.wait()
     finally:
+        sweep.stop()
+        context.terminals.close_all("the dashboard stopped")
         tails.stop()
         await context.feed.stop()
         server.stop()

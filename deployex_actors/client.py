@@ -72,6 +72,11 @@ class DeployEx:
         """Pin `version` (manual mode); None follows current.json again (automatic mode)."""
         return self._call(messages.SetMode(system.request_id(), app, version, actor))
 
+    def shell_command(self, app: str, sname: str) -> tuple[list[str], dict[str, str], str]:
+        """argv, environment and folder of a remote shell on a running replica (it holds the
+        node's cookie: run it, never show it)."""
+        return self._call(messages.ShellCommandQuery(system.request_id(), app, sname))
+
     def ghosts(self, app: str) -> list:
         return self._call(messages.GhostsQuery(system.request_id(), app))
 

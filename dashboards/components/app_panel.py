@@ -75,9 +75,14 @@ def details_html(config: Application, app: AppSnapshot, ghosts: list) -> str:
 
 class AppPanel:
     def __init__(
-        self, config: Application, latest: Callable[[str], Sample | None], act: Act, ask: Ask
+        self,
+        config: Application,
+        latest: Callable[[str], Sample | None],
+        act: Act,
+        ask: Ask,
+        shell: bool = False,
     ) -> None:
-        self.latest, self.act, self.ask = latest, act, ask
+        self.latest, self.act, self.ask, self.shell = latest, act, ask, shell
         self.config = config
         self.name = config.name
         self.snapshot: AppSnapshot | None = None
@@ -150,7 +155,8 @@ class AppPanel:
             return
         by_name = {r.sname: r for r in app.replicas}
         self.cards = {
-            s: self.cards.get(s) or ReplicaCard(by_name[s], self.config, self.ask_restart)
+            s: self.cards.get(s)
+            or ReplicaCard(by_name[s], self.config, self.ask_restart, self.shell)
             for s in snames
         }
         self.cards_box.objects = [card.view for card in self.cards.values()]

@@ -102,7 +102,11 @@ def status_word(replica: ReplicaSnapshot, now: float) -> str:
 
 
 def card_html(
-    replica: ReplicaSnapshot, sample: Sample | None, app: Application | None, now: float
+    replica: ReplicaSnapshot,
+    sample: Sample | None,
+    app: Application | None,
+    now: float,
+    shell: bool = False,
 ) -> str:
     esc = html.escape
     colour = STATUS_COLOURS.get(replica.status, "#666")
@@ -131,7 +135,7 @@ def card_html(
         f'<div class="rc-head"><span class="rc-status" data-field="status" style="color:{colour}">'
         f"{esc(status_word(replica, now))}</span>"
         f'<b data-field="version">{esc(replica.version or "version not set")}</b></div>'
-        f"<dl>{rows}</dl>{error}{usage_html(usage(sample, app))}{links_html(replica)}</div>"
+        f"<dl>{rows}</dl>{error}{usage_html(usage(sample, app))}{links_html(replica, shell)}</div>"
     )
 
 
@@ -154,15 +158,19 @@ def usage_html(rows: list[Usage]) -> str:
     return f'<table class="usage">{head}{"".join(cells)}</table>'
 
 
-def links_html(replica: ReplicaSnapshot) -> str:
+def links_html(replica: ReplicaSnapshot, shell: bool = False) -> str:
     def logs(stream: str) -> str:
         query = urlencode({"app": replica.app, "sname": replica.sname, "stream": stream})
         return f'<a href="/logs?{query}" target="_blank">{stream}</a>'
 
     versions = urlencode({"app": replica.app, "sname": replica.sname})
+    terminal = ""
+    if shell:  # a page of its own: it opens nothing until its button POSTs
+        where = urlencode({"target": "replica", "app": replica.app, "sname": replica.sname})
+        terminal = f'<a href="/terminal/open?{where}" target="_blank" class="dx-shell">shell</a>'
     return (
         f'<div class="links">{logs("stdout")}{logs("stderr")}'
-        f'<a href="/versions?{versions}">versions</a></div>'
+        f'<a href="/versions?{versions}">versions</a>{terminal}</div>'
     )
 
 
@@ -170,10 +178,15 @@ class ReplicaCard:
     """The card of one sname; `update` re-renders only when something visible changed."""
 
     def __init__(
-        self, replica: ReplicaSnapshot, app: Application | None, on_restart: Callable[[str], None]
+        self,
+        replica: ReplicaSnapshot,
+        app: Application | None,
+        on_restart: Callable[[str], None],
+        shell: bool = False,
     ) -> None:
         self.sname = replica.sname
         self.app = app
+        self.shell = shell
         self.content = pn.pane.HTML("", stylesheets=[CARD_CSS], sizing_mode="stretch_width")
         self.restart = pn.widgets.Button(
             name="Restart", button_type="warning", css_classes=["dx-restart"], width=90
@@ -196,6 +209,6 @@ class ReplicaCard:
     def update(
         self, replica: ReplicaSnapshot, sample: Sample | None, now: float | None = None
     ) -> None:
-        rendered = card_html(replica, sample, self.app, now or time.time())
+        rendered = card_html(replica, sample, self.app, now or time.time(), self.shell)
         if rendered != self.content.object:
             self.content.object = rendered

@@ -11,6 +11,8 @@ from dashboards import display
 from dashboards.components.app_panel import AppPanel
 from dashboards.components.confirm import Confirm
 from dashboards.pages.base import Page
+from dashboards.terminal_open import open_url
+from dashboards.terminals import Target
 from deployex_actors.core.metrics import DEPLOYEX, HOST
 from deployex_actors.core.status import DeployexSnapshot
 
@@ -66,8 +68,10 @@ class ApplicationsPage(Page):
     def body(self) -> pn.viewable.Viewable:
         config = self.context.settings.config
         latest = self.context.feed.latest
+        shell = self.context.terminals_enabled
         self.panels = {
-            app.name: AppPanel(app, latest, self.act, self.ask) for app in config.applications
+            app.name: AppPanel(app, latest, self.act, self.ask, shell)
+            for app in config.applications
         }
         self.card = pn.pane.HTML(
             deployex_card_html(None, None, None, time.time()),
@@ -79,9 +83,17 @@ class ApplicationsPage(Page):
         )
         self.confirm = Confirm("dx-confirm-deployex")
         restart.on_click(lambda _event: self.ask_restart_deployex())
+        actions = pn.Row(restart)
+        if self.context.terminals_enabled:
+            actions.append(
+                pn.pane.HTML(
+                    f'<a href="{open_url(Target("deployex"))}" target="_blank" '
+                    'class="dx-shell">Shell (Python, with dx)</a>'
+                )
+            )
         deployex = pn.Column(
             self.card,
-            restart,
+            actions,
             self.confirm.view,
             css_classes=["deployex-card"],
             styles={

@@ -100,9 +100,12 @@ class Page:
         )
 
     def _navigation(self) -> str:
+        pages = NAVIGATION
+        if self.context.terminals_enabled:
+            pages = (*pages, ("/terminal/open?target=host", "Host terminal"))
         links = "".join(
             f'<a href="{href}"{" class=active" if href == self.path else ""}>{name}</a>'
-            for href, name in NAVIGATION
+            for href, name in pages
         )
         return f'<nav class="dx-nav">{links}</nav>'
 

@@ -47,6 +47,7 @@ from deployex_actors.actors.messages import (
     Reply,
     RestartCommand,
     SetMode,
+    ShellCommandQuery,
     StartDeployer,
     StartFetcher,
     StartReplica,
@@ -463,6 +464,14 @@ class Deployer(Supervisor):
                 self.send(self.child(sname), ForceRestart(message.actor, message.reason))
             reply = Reply(message.request_id, targets)
         self.send(message.reply_to or sender, reply)
+
+    def receiveMsg_ShellCommandQuery(self, message: ShellCommandQuery, sender: Any) -> None:
+        monitor = self.child(message.sname) if message.sname in self.specs else None
+        if monitor is None:
+            error = f"{self.app} has no replica {message.sname}"
+            self.send(message.reply_to or sender, Reply(message.request_id, error=error))
+            return
+        self.send(monitor, replace(message, reply_to=message.reply_to or sender))
 
     def receiveMsg_SetMode(self, message: SetMode, sender: Any) -> None:
         """A pin is checked against the bucket by the Fetcher first, then stored by Storage,

@@ -116,6 +116,15 @@ class RestartCommand(Request):
 
 
 @dataclass(frozen=True)
+class ShellCommandQuery(Request):
+    """The replica's Monitor: the command of a remote shell on its node (beam.launch's
+    remote_shell_command: argv, environment, folder), for a terminal; an error unless running."""
+
+    app: str
+    sname: str
+
+
+@dataclass(frozen=True)
 class SetMode(Request):
     """Pin `version` (manual mode), or follow current.json again when it is None."""
 

@@ -32,16 +32,25 @@ from deployex_actors.actors.messages import (
     ReplicaChanged,
     ReplicaSpec,
     ReplicaStopped,
+    Reply,
+    ShellCommandQuery,
     StartReplica,
     StopReplica,
     Timer,
 )
 from deployex_actors.beam import TlsOptions
-from deployex_actors.beam.launch import Command, Replica, executable, pre_command, start_command
+from deployex_actors.beam.launch import (
+    Command,
+    Replica,
+    executable,
+    pre_command,
+    remote_shell_command,
+    start_command,
+)
 from deployex_actors.catalog import Catalog
 from deployex_actors.core import hot_upgrade_steps as upgrade_steps
 from deployex_actors.core import lifecycle as lc
-from deployex_actors.core.status import ReplicaSnapshot
+from deployex_actors.core.status import ReplicaSnapshot, ReplicaStatus
 from deployex_actors.errors import DeployexError
 from deployex_actors.replica import hot_upgrade, pidfile, process, readiness
 from deployex_actors.replica.link_upkeep import LinkUpkeep
@@ -205,6 +214,15 @@ class Monitor(DeployexActor):
     def receiveMsg_ForceRestart(self, message: ForceRestart, sender: Any) -> None:
         if self.spec is not None:
             self._on(lc.ForceRestart(message.actor, message.reason))
+
+    def receiveMsg_ShellCommandQuery(self, message: ShellCommandQuery, sender: Any) -> None:
+        to = message.reply_to or sender
+        if self.spec is None or self.life.status != ReplicaStatus.RUNNING:
+            status = self.life.status if self.spec is not None else "starting"
+            self.send(to, Reply(message.request_id, error=f"{self.sname} is {status}"))
+            return
+        command = remote_shell_command(self.replica)
+        self.send(to, Reply(message.request_id, (command.argv, command.env, str(command.cwd))))
 
     def receiveMsg_StopReplica(self, message: StopReplica, sender: Any) -> None:
         if self.spec is not None:

@@ -29,6 +29,7 @@ from deployex_actors.actors.messages import (
     RestartCommand,
     RestartDeployex,
     SetMode,
+    ShellCommandQuery,
     StartDeployer,
     StartStorage,
     StartWatchdog,
@@ -72,6 +73,7 @@ ROUTES: dict[type[Request], Route] = {
     SetMode: Route(None, per_app=True),  # the Deployer's Fetcher checks the bucket first
     RestartCommand: Route(None, per_app=True),
     FullRestart: Route(None, per_app=True),
+    ShellCommandQuery: Route(None, per_app=True),
 }
 
 

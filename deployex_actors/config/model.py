@@ -201,6 +201,10 @@ class Config:
     # how often host and replicas are sampled
     watchdog_interval_ms: int = checked(1_000, minimum=100)
     dashboard_enabled: bool = True  # run the web dashboard on `port`
+    # browser shells (dashboard): on replicas, DeployEx's Python shell and the host (tmux)
+    terminals: bool = True
+    terminal_idle_timeout_ms: int = checked(900_000, minimum=1_000)
+    terminals_max: int = checked(8, minimum=1, maximum=64)
     multi_host: bool = False  # True: thespian listens beyond 127.0.0.1 (firewall it!)
     # where it was read from, and the warnings met while reading it
     source: Path | None = field(default=None, compare=False, metadata=NOT_YAML)

@@ -5,12 +5,13 @@
 VENV=".venv"
 # Debian packages the suite needs: python venv support first (skipped when python3 already has
 # it), then the BEAM toolchain that tests/fixtures/build_releases.sh builds real releases with,
-# then the browser the dashboard tests drive through Playwright (never `playwright install`).
+# then the browser the dashboard tests drive through Playwright (never `playwright install`),
+# and tmux, which the dashboard's host terminal runs.
 APT_PACKAGES=(
   python3-venv
   erlang-base erlang-crypto erlang-ssl erlang-public-key erlang-asn1 erlang-runtime-tools
   erlang-tools erlang-syntax-tools erlang-parsetools erlang-inets erlang-dev erlang-eunit elixir
-  chromium
+  chromium tmux
 )
 # rebar3 is taken out of its .deb rather than installed: installing it pulls erlang-wx, GTK and
 # WebKit (+320 MB) while the package itself is one escript. build_releases.sh looks here too.
