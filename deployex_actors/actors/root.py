@@ -65,6 +65,7 @@ class Route:
 
 
 ROUTES: dict[type[Request], Route] = {
+    Record: Route(STORAGE.name),
     VersionsQuery: Route(STORAGE.name),
     EventsQuery: Route(STORAGE.name),
     MetricsQuery: Route(WATCHDOG.name),
@@ -163,30 +164,17 @@ class Root(Supervisor):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(self.boot.launcher_pid, signal.SIGUSR1)
 
-    def receiveMsg_Record(self, message: Record, sender: Any) -> None:
-        storage = self.child(STORAGE.name)
-        if storage is None:
-            self.send(sender, Reply(message.request_id, error="storage is restarting; try again"))
-            return
-        self.send(storage, message.entry)
-        self.send(sender, Reply(message.request_id, "recorded"))
-
     def receiveMsg_Request(self, message: Request, sender: Any) -> None:
         """Every other request goes to the child its route names (see ROUTES)."""
-        route = ROUTES.get(type(message))
+        route, target, error = ROUTES.get(type(message)), None, None
         if route is None:
             error = f"no route for {type(message).__name__}"
+        elif route.per_app and message.app not in self.apps:
+            error = f"no application {message.app!r} (configured: {', '.join(self.apps) or 'none'})"
+        elif (target := self.child(name := route.to or deployer_name(message.app))) is None:
+            error = f"{name} is restarting; try again"
+        if error is not None:
             self.send(sender, Reply(message.request_id, error=error))
-            return
-        if route.per_app and message.app not in self.apps:
-            known = ", ".join(self.apps) or "none"
-            error = f"no application {message.app!r} (configured: {known})"
-            self.send(sender, Reply(message.request_id, error=error))
-            return
-        name = route.to or deployer_name(message.app)
-        target = self.child(name)
-        if target is None:
-            self.send(sender, Reply(message.request_id, error=f"{name} is restarting; try again"))
             return
         if route.reconsider:  # the app's Deployer is told once the change is stored
             message = replace(message, deployer=self.child(deployer_name(message.app)))

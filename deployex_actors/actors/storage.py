@@ -28,6 +28,7 @@ from deployex_actors.actors.messages import (
     Journal,
     ReadDesired,
     Reconsider,
+    Record,
     RecordVersion,
     Reply,
     SetMode,
@@ -116,6 +117,11 @@ class Storage(DeployexActor):
                 at=at,
             )
         )
+
+    def receiveMsg_Record(self, message: Record, sender: Any) -> None:
+        """A front end's entry, through the root: journaled like our own, and acknowledged."""
+        self.receiveMsg_Journal(message.entry, sender)
+        self.send(message.reply_to or sender, Reply(message.request_id, "recorded"))
 
     def receiveMsg_Ghost(self, message: Ghost, sender: Any) -> None:
         at = now()
