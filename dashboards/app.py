@@ -17,7 +17,8 @@ import logging
 from typing import Any
 
 import panel as pn
-from panel.io.server import get_server
+from bokeh.server.urls import per_app_patterns
+from panel.io.server import WSHandler, get_server
 from tornado.web import OutputTransform, RequestHandler
 
 from dashboards.auth import (
@@ -105,6 +106,22 @@ def login_context(context: DashboardContext) -> LoginContext:
         journal=context.journal,
         secure_cookies=context.settings.secure_cookies,
     )
+
+
+class NoDelayWSHandler(WSHandler):
+    """A page's websocket without Nagle's algorithm: Bokeh sends each change as several small
+    frames, and the later ones waited for the browser's delayed ACK (~40 ms on loopback), which
+    every keystroke echo in a terminal paid (bench_terminal: median 50.1 -> 17.8 ms)."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        self.set_nodelay(True)
+        return super().open(*args, **kwargs)
+
+
+# Panel itself swaps its handler into Bokeh's per-app routes; ours goes in its place.
+per_app_patterns[:] = [
+    (path, NoDelayWSHandler if path == r"/ws" else handler) for path, handler in per_app_patterns
+]
 
 
 class NotServedHandler(RequestHandler):
