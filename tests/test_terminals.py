@@ -145,6 +145,17 @@ def test_a_host_terminal_runs_tmux_follows_the_browser_size_and_ends_with_the_lo
     run(page, f"echo $((6*7)) > {out}")
     assert wait_file(out, "the host shell's answer") == "42"
     assert psutil.Process(pid).name() == "tmux: client"
+    # Ctrl-C interrupts the foreground program (the terminal is its controlling tty)
+    status = demo.tmp / "status.out"
+    run(page, "sleep 60")
+    page.wait_for_timeout(300)
+    page.keyboard.press("Control+c")
+    run(page, f"echo $? > {status}")
+    assert wait_file(status, "the interrupted sleep's status") == "130"
+    # Unicode typed in the browser reaches the program as UTF-8
+    text = demo.tmp / "unicode.out"
+    run(page, f"echo 'héllo €' > {text}")
+    assert wait_file(text, "the typed Unicode") == "héllo €"
     (sock,) = demo.tmux_sockets()
     assert sock.stat().st_mode & 0o077 == 0 and sock.parent.stat().st_mode & 0o077 == 0
 

@@ -56,7 +56,7 @@ class TerminalPage(Page):
             sizing_mode="stretch_width",
             css_classes=["dx-terminal"],
         )
-        self._cleanups.append(lambda: self._close("the page was closed"))
+        self._cleanups.append(self._page_closed)
         registry = self.context.terminals
         ticket = None
         if registry is not None and registry.enabled:
@@ -102,7 +102,7 @@ class TerminalPage(Page):
         IOLoop.current().add_handler(terminal.process.fd, self._readable, IOLoop.READ)
         self.widget.param.watch(self._typed, "value")
         self.widget.param.watch(self._resized, ["nrows", "ncols"])
-        self._resized(None)  # the browser may have told its size before the program started
+        self._resized()  # the browser may have told its size before the program started
         self.status.object = f"Shell on **{html.escape(ticket.target.label)}**"
         log.info("terminal %s on %s opened by %s", terminal.id, ticket.target.label, ticket.actor)
         await self.context.journal(
@@ -150,9 +150,14 @@ class TerminalPage(Page):
             terminal.last_active = time.time()
             terminal.process.write(event.new)
 
-    def _resized(self, _event: Any) -> None:
+    def _resized(self, *_events: Any) -> None:
         if self.terminal is not None and self.widget.nrows and self.widget.ncols:
             self.terminal.process.resize(self.widget.nrows, self.widget.ncols)
+
+    def _page_closed(self) -> None:
+        # the page's own tick may notice a logout before the registry's sweep does
+        ended = not self.session_alive()
+        self._close("the login session ended" if ended else "the page was closed")
 
     def _close(self, reason: str) -> None:
         if self.terminal is not None:

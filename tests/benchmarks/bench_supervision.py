@@ -67,16 +67,19 @@ Why the targets are not met (measured): a sample is a question to the node and i
 on this host a thread woken by a TCP message that answers it costs 0.55-0.95 ms of CPU with a
 trivial Python peer (0.12-0.47 ms for a bare timer wake-up): the sampler now wakes once per
 sample (it woke ~9 times: thespian timer, link thread, Future, GIL), so the remaining cost is
-that floor plus ~60 Python calls. With sampling off, DeployEx costs 6-13x supervisord: the
-launcher's health check asks the root every 2 s and each Deployer asks Storage for
-current.json every 5 s (a thespian round trip costs 3-8 ms of CPU here; launcher + Root
-~0.2-0.5 CPU-s/min, Deployer + Storage ~0.1-0.3), outside the sampling. The Watchdog's own host
-and DeployEx sampling (psutil on every DeployEx process each second) is ~0.15-0.2 CPU-s/min of
-its handler time at N=10. A Monitor is a forked CPython thespian process: ~5 MB of it is
-private before its first message (its parent keeps running after the fork, and CPython's
-reference counts write to every object a process touches), 7.4-7.6 MB USS once it runs; the
-design's one process per replica keeps it above 5 MiB. Over hours it would have grown by
-~5.7 MB at its first full garbage collection; actors now gc.freeze what they inherit.
+that floor plus ~60 Python calls. With sampling off, DeployEx cost 6-13x supervisord: the
+launcher's health check asked the root every 2 s and each Deployer asked Storage, then its
+Fetcher, for the desired version every 5 s (a thespian round trip costs 3-8 ms of CPU here;
+launcher + Root ~0.2-0.5 CPU-s/min, Deployer + Storage ~0.1-0.3). Since c091dee the launcher
+asks every 10 s (a restart request wakes it with SIGUSR1) and an idle Deployer sends nothing
+(the Fetcher polls current.json itself and tells only changes): sampling off / supervisord 1.9x
+at N=10 (load ~1, 3 windows: 0.82 0.35 0.25 vs 0.23 0.18 0.09 CPU-s/min), target met. The
+Watchdog's own host and DeployEx sampling (psutil on every DeployEx process each second) is
+~0.15-0.2 CPU-s/min of its handler time at N=10. A Monitor is a forked CPython thespian process:
+~5 MB of it is private before its first message (its parent keeps running after the fork, and
+CPython's reference counts write to every object a process touches), 7.4-7.6 MB USS once it
+runs; the design's one process per replica keeps it above 5 MiB. Over hours it would have grown
+by ~5.7 MB at its first full garbage collection; actors now gc.freeze what they inherit.
 """
 
 from __future__ import annotations
