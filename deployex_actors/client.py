@@ -77,6 +77,12 @@ class DeployEx:
         node's cookie: run it, never show it)."""
         return self._call(messages.ShellCommandQuery(system.request_id(), app, sname))
 
+    def observe(self, app: str, sname: str, call: str, *args: Any, actor: str = "operator") -> Any:
+        """One observer call on a replica's node (beam.observer: system, apps, top, process,
+        ports, ets, trace_start, trace_fetch, trace_stop); those that act are journaled."""
+        request = messages.ObserverCall(system.request_id(), app, sname, call, args, actor)
+        return self._call(request)
+
     def ghosts(self, app: str) -> list:
         return self._call(messages.GhostsQuery(system.request_id(), app))
 

@@ -35,6 +35,7 @@ from deployex_actors.actors.messages import (
     Ghost,
     HotUpgradeEnded,
     Journal,
+    ObserverCall,
     PrepareRelease,
     ReadCurrent,
     ReadDesired,
@@ -466,6 +467,13 @@ class Deployer(Supervisor):
         self.send(message.reply_to or sender, reply)
 
     def receiveMsg_ShellCommandQuery(self, message: ShellCommandQuery, sender: Any) -> None:
+        self._to_monitor(message, sender)
+
+    def receiveMsg_ObserverCall(self, message: ObserverCall, sender: Any) -> None:
+        self._to_monitor(message, sender)
+
+    def _to_monitor(self, message: ShellCommandQuery | ObserverCall, sender: Any) -> None:
+        """A request about one replica, answered by its Monitor."""
         monitor = self.child(message.sname) if message.sname in self.specs else None
         if monitor is None:
             error = f"{self.app} has no replica {message.sname}"

@@ -125,6 +125,18 @@ class ShellCommandQuery(Request):
 
 
 @dataclass(frozen=True)
+class ObserverCall(Request):
+    """The replica's Monitor: one observer call on its node (beam.observer.Observer: system,
+    apps, top, process, ports, ets, trace_start, trace_fetch, trace_stop), by `actor`."""
+
+    app: str
+    sname: str
+    call: str
+    args: tuple = ()
+    actor: str = "operator"
+
+
+@dataclass(frozen=True)
 class SetMode(Request):
     """Pin `version` (manual mode), or follow current.json again when it is None."""
 

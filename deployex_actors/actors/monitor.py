@@ -29,6 +29,7 @@ from deployex_actors.actors.messages import (
     HotUpgrade,
     HotUpgradeEnded,
     Journal,
+    ObserverCall,
     ReplicaChanged,
     ReplicaSpec,
     ReplicaStopped,
@@ -47,12 +48,14 @@ from deployex_actors.beam.launch import (
     remote_shell_command,
     start_command,
 )
+from deployex_actors.beam.observer import CALLS, Observer, describe_call
 from deployex_actors.catalog import Catalog
 from deployex_actors.core import hot_upgrade_steps as upgrade_steps
 from deployex_actors.core import lifecycle as lc
 from deployex_actors.core.status import ReplicaSnapshot, ReplicaStatus
 from deployex_actors.errors import DeployexError
 from deployex_actors.replica import hot_upgrade, pidfile, process, readiness
+from deployex_actors.replica.jobs import Failed, Jobs
 from deployex_actors.replica.link_upkeep import LinkUpkeep
 from deployex_actors.replica.sampler import ReplicaSampler
 
@@ -84,7 +87,8 @@ class Monitor(DeployexActor):
         self._reported: ReplicaSnapshot | None = None
         self._replica: Replica | None = None
         self._start_command: Command | None = None  # the same for every restart: built once
-        self.upgrades: hot_upgrade.UpgradeRunner | None = None
+        self.jobs: Jobs | None = None  # hot-upgrade steps and observer calls (replica/jobs.py)
+        self.observer: Observer | None = None  # of the current link, made on first use
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -224,6 +228,39 @@ class Monitor(DeployexActor):
         command = remote_shell_command(self.replica)
         self.send(to, Reply(message.request_id, (command.argv, command.env, str(command.cwd))))
 
+    # -- the observer ----------------------------------------------------------------------------
+
+    def receiveMsg_ObserverCall(self, message: ObserverCall, sender: Any) -> None:
+        message = replace(message, reply_to=message.reply_to or sender)
+        link = self.links.link
+        problem = None
+        if message.call not in CALLS:
+            problem = f"no observer call {message.call!r}"
+        elif self.spec is None or link is None or not link.alive:
+            problem = f"{self.sname} has no distribution link now ({self.life.status})"
+        if problem is not None:
+            self.send(message.reply_to, Reply(message.request_id, error=problem))
+            return
+        if self.observer is None or self.observer.link is not link:
+            self.observer = Observer(link, self.catalog.var_path / "erlang")
+        observer = self.observer
+        call = getattr(observer, message.call)
+        self._job(("observer", message), lambda: call(*message.args))
+        if (what := describe_call(message.call, message.args)) is not None:
+            self._journal("observer", what, message.actor)
+
+    def _observed(self, request: ObserverCall, result: Any) -> None:
+        if isinstance(result, Failed):
+            reply = Reply(request.request_id, error=f"{request.call} on {self.sname}: {result}")
+        else:
+            reply = Reply(request.request_id, result)
+            ended = request.call in ("trace_fetch", "trace_stop") and isinstance(result, dict)
+            if ended and result.get("status") == "stopped":
+                self._journal("trace_ended", f"trace {request.args[0]} stopped: "
+                              f"{result.get('reason')}, {result.get('count')} message(s)",
+                              request.actor)  # fmt: skip
+        self.send(request.reply_to, reply)
+
     def receiveMsg_StopReplica(self, message: StopReplica, sender: Any) -> None:
         if self.spec is not None:
             self._on(lc.Stop())
@@ -234,10 +271,21 @@ class Monitor(DeployexActor):
         if self.spec is not None:
             self._on(lc.UpgradeAsked(message.target, self.links.connected))
 
+    def _job(self, key: Any, job: Any) -> None:
+        if self.jobs is None:
+            self.jobs = Jobs()
+            self.watch(self.jobs.fd, self._jobs_done)
+        self.jobs.run(key, job)
+
+    def _jobs_done(self) -> None:
+        for key, result in self.jobs.collect():
+            match key:
+                case ("upgrade", index):
+                    self._on(lc.UpgradeStepDone(index, result))
+                case ("observer", request):
+                    self._observed(request, result)
+
     def _run_upgrade_step(self, target: Any, index: int) -> None:
-        if self.upgrades is None:
-            self.upgrades = hot_upgrade.UpgradeRunner()
-            self.watch(self.upgrades.fd, self._upgrade_step_done)
         link, root = self.links.link, self.replica.release_dir
         if upgrade_steps.steps_of(target)[index] is upgrade_steps.PRE_COMMANDS:
             new = replace(self.replica, release_dir=self.catalog.new_dir(self.spec.app, self.sname))
@@ -245,11 +293,7 @@ class Monitor(DeployexActor):
             job = lambda: hot_upgrade.run_pre_commands(new, target.pre_commands, logs)  # noqa: E731
         else:
             job = lambda: hot_upgrade.perform(link, root, target, index)  # noqa: E731
-        self.upgrades.run(index, job)
-
-    def _upgrade_step_done(self) -> None:
-        for index, problem in self.upgrades.collect():
-            self._on(lc.UpgradeStepDone(index, problem))
+        self._job(("upgrade", index), job)
 
     def _upgrade_ended(self, target: Any, ok: bool, text: str, ghost: bool) -> None:
         if target.pre_commands:  # B's copy they ran from (see Fetcher._prepare)

@@ -22,6 +22,7 @@ from deployex_actors.actors.messages import (
     GhostsQuery,
     Journal,
     MetricsQuery,
+    ObserverCall,
     Ping,
     Record,
     Reply,
@@ -75,6 +76,7 @@ ROUTES: dict[type[Request], Route] = {
     RestartCommand: Route(None, per_app=True),
     FullRestart: Route(None, per_app=True),
     ShellCommandQuery: Route(None, per_app=True),
+    ObserverCall: Route(None, per_app=True),
 }
 
 

@@ -18,12 +18,14 @@ from deployex_actors.cli import (
     check_config,
     events,
     hash_password,
+    observer,
     restart,
     rollout_commands,
     run,
     shell,
     status,
     top,
+    trace,
     versions,
 )
 from deployex_actors.errors import DeployexError
@@ -36,6 +38,8 @@ COMMANDS = (
     rollout_commands,
     versions,
     events,
+    observer,
+    trace,
     shell,
     check_config,
     hash_password,

@@ -1,23 +1,18 @@
 """A hot upgrade's steps, performed on the replica over the Monitor's distribution link.
 
-Each step (core.hot_upgrade_steps) runs on a thread of its own, so that the Monitor keeps
-hearing its replica's exit, a stop or a timer while `install_release` waits on the node (up
-to the step's timeout). The thread writes a byte to a pipe that the Monitor watches, like the
-link's node-down (see link_upkeep); `collect()` then hands over the finished steps' results.
-No helper node, no erl_call: the calls go through the link the Monitor already holds.
+Each step (core.hot_upgrade_steps) is a job of the Monitor (replica/jobs.py), so that the
+Monitor keeps hearing its replica's exit, a stop or a timer while `install_release` waits on
+the node (up to the step's timeout). No helper node, no erl_call: the calls go through the link
+the Monitor already holds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import queue
 import shutil
 import signal
 import subprocess
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from deployex_actors.beam.launch import Replica, pre_command
@@ -29,41 +24,6 @@ from deployex_actors.replica import process
 PRE_COMMAND_TIMEOUT_S = 600.0  # a migration may be long; one that hangs must not hold B forever
 
 log = logging.getLogger(__name__)
-
-
-class UpgradeRunner:
-    def __init__(self) -> None:
-        self.fd, self._write_fd = os.pipe()
-        self._done: queue.SimpleQueue[tuple[int, str | None]] = queue.SimpleQueue()
-
-    def run(self, index: int, job: Callable[[], str | None]) -> None:
-        """Start step `index` (`job`, one of the functions below); its (index, problem) comes out
-        of `collect()` once it ends."""
-
-        def work() -> None:
-            try:
-                problem = job()
-            except Exception as exc:  # whatever it was, the step failed
-                log.exception("hot upgrade step %s", index)
-                problem = f"{type(exc).__name__}: {exc}"
-            self._done.put((index, problem))
-            with contextlib.suppress(OSError):
-                os.write(self._write_fd, b"x")
-
-        threading.Thread(target=work, name=f"hot-upgrade step {index}", daemon=True).start()
-
-    def collect(self) -> list[tuple[int, str | None]]:
-        with contextlib.suppress(OSError):
-            os.read(self.fd, 4096)
-        found = []
-        while not self._done.empty():
-            found.append(self._done.get())
-        return found
-
-    def close(self) -> None:
-        for fd in (self.fd, self._write_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 def perform(link: NodeLink | None, root: Path, target: steps.Target, index: int) -> str | None:
