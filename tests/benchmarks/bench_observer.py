@@ -5,9 +5,9 @@
 A real myerlangapp 0.1.0 node holding --processes extra idle processes (its spawn_idle/1), the
 dx_observer module loaded over our own distribution client. One refresh is what the observer
 asks every 2 s: system, the top 20 processes by the page's sort (--sort, memory), the top 10
-ports and ETS tables. Printed per refresh (median and max over --runs): the time on our side, the bytes
-that crossed the wire (the answers' external term format), and the CPU the node's beam process
-spent (utime + stime from /proc). Target: < 200 ms per refresh.
+ports and ETS tables. Printed per refresh (median and max over --runs): the time on our side,
+the bytes that crossed the wire (the answers' external term format), and the CPU the node's beam
+process spent (utime + stime from /proc). Target: < 200 ms per refresh.
 """
 
 from __future__ import annotations
