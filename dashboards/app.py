@@ -5,6 +5,7 @@
     /applications /versions /logs /plots /journal    one Panel page each, session required
     /terminal/open            dashboards.terminal_open (session; opening is a POST with CSRF)
     /terminal                 the terminal a /terminal/open POST left a ticket for
+    /observer                 one replica's node: system, processes, trees, a trace
     /                         redirects to /applications
 
 Pages and their websockets go through Bokeh's authenticated handlers, whose user comes from
@@ -37,6 +38,7 @@ from dashboards.pages.applications import ApplicationsPage
 from dashboards.pages.base import Page
 from dashboards.pages.journal import JournalPage
 from dashboards.pages.logs import LogsPage
+from dashboards.pages.observer import ObserverPage
 from dashboards.pages.plots import PlotsPage
 from dashboards.pages.terminal import TerminalPage
 from dashboards.pages.versions import VersionsPage
@@ -51,6 +53,7 @@ PAGES: tuple[type[Page], ...] = (
     PlotsPage,
     JournalPage,
     TerminalPage,
+    ObserverPage,
 )
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",

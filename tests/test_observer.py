@@ -118,6 +118,21 @@ def test_the_observer_shows_the_system_the_tree_the_processes_and_a_state(servic
 
 
 @pytest.mark.slow
+def test_reductions_since_the_last_refresh_put_the_busy_process_on_top(service) -> None:
+    replica = running(service)
+    dx = service.client()
+    first = dx.observe(APP, replica.sname, "top", "reductions_delta", 10, actor="test")
+    assert first["first"] is True
+    knock(replica.ports["PORT"], 200)  # work for the server between two refreshes
+    second = dx.observe(APP, replica.sname, "top", "reductions_delta", 10, actor="test")
+    assert second["first"] is False
+    busy = {p["name"]: p["value"] for p in second["processes"]}
+    assert busy.get(SERVER, 0) > 1000, busy
+    values = [p["value"] for p in second["processes"]]
+    assert values == sorted(values, reverse=True)
+
+
+@pytest.mark.slow
 def test_the_cli_prints_the_observer_once(service) -> None:
     replica = running(service)
     result = subprocess.run(

@@ -164,13 +164,14 @@ def links_html(replica: ReplicaSnapshot, shell: bool = False) -> str:
         return f'<a href="/logs?{query}" target="_blank">{stream}</a>'
 
     versions = urlencode({"app": replica.app, "sname": replica.sname})
+    observer = f'<a href="/observer?{versions}" target="_blank" class="dx-observer">observer</a>'
     terminal = ""
     if shell:  # a page of its own: it opens nothing until its button POSTs
         where = urlencode({"target": "replica", "app": replica.app, "sname": replica.sname})
         terminal = f'<a href="/terminal/open?{where}" target="_blank" class="dx-shell">shell</a>'
     return (
         f'<div class="links">{logs("stdout")}{logs("stderr")}'
-        f'<a href="/versions?{versions}">versions</a>{terminal}</div>'
+        f'<a href="/versions?{versions}">versions</a>{observer}{terminal}</div>'
     )
 
 

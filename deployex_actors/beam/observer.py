@@ -24,6 +24,7 @@ SOURCE = Path(__file__).parent / "erlang" / f"{MODULE}.erl"
 CALL_TIMEOUT_S = 8.0  # under the front ends' 10 s, so that they hear why
 TOP_SCAN_LIMIT = 1_000_000  # processes looked at per refresh, at most
 STATE_TIMEOUT_MS = 1000
+SORTS = ("memory", "reductions_delta", "reductions", "message_queue_len")
 
 
 def compiled(cache_dir: Path) -> bytes:
@@ -95,10 +96,13 @@ class Observer:
         return self._call("apps", depth, width)
 
     def top(self, key: str = "memory", n: int = 20, limit: int = TOP_SCAN_LIMIT) -> dict:
-        if key not in ("memory", "reductions", "message_queue_len"):
-            raise DeployexError(
-                f"processes are sorted by memory, reductions or message_queue_len, not {key!r}"
-            )
+        """The N largest processes by `key`; "reductions_delta" counts since the last refresh
+        of this DeployEx (the node keeps the last counts, see dx_observer). Each process's
+        sort value is its `value`."""
+        if key == "reductions_delta":
+            return self._call("top", Atom(key), n, limit, Atom(self.link.local_node))
+        if key not in SORTS:
+            raise DeployexError(f"processes are sorted by {', '.join(SORTS)}, not {key!r}")
         return self._call("top", Atom(key), n, limit)
 
     def process(self, pid: str, state_timeout_ms: int = STATE_TIMEOUT_MS) -> dict:
@@ -135,6 +139,22 @@ class Observer:
     def trace_stop(self, tracer: str) -> dict:
         return self._call("trace_stop", tracer.encode())
 
+
+# A process's details as `process` answers them, in the order they are shown.
+PROCESS_FIELDS = (
+    "pid",
+    "name",
+    "initial_call",
+    "current_function",
+    "status",
+    "message_queue_len",
+    "heap_size",
+    "stack_size",
+    "total_heap_size",
+    "reductions",
+    "memory",
+    "trap_exit",
+)
 
 CALLS = frozenset(
     {"system", "apps", "top", "process", "ports", "ets", "trace_start", "trace_fetch", "trace_stop"}

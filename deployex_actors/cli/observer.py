@@ -10,24 +10,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from deployex_actors.beam.observer import PROCESS_FIELDS, SORTS
 from deployex_actors.cli.attach import add_config_option, facade
 
 HELP = "look into a replica's node: system, applications, top processes, ports, ETS"
-SORTS = ("memory", "reductions", "message_queue_len")
-DETAILS = (
-    "pid",
-    "name",
-    "initial_call",
-    "current_function",
-    "status",
-    "message_queue_len",
-    "heap_size",
-    "stack_size",
-    "total_heap_size",
-    "reductions",
-    "memory",
-    "trap_exit",
-)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -103,7 +89,7 @@ def show_process(p: dict) -> None:
     if p.get("gone"):
         print(f"{text(p['pid'])}: no such process")
         return
-    for key in DETAILS:
+    for key in PROCESS_FIELDS:
         print(f"{key:<18} {text(p.get(key))}")
     for key in ("links", "monitors", "monitored_by", "dictionary_keys"):
         print(f"{key:<18} {', '.join(text(v) for v in p.get(key, [])) or '-'}")

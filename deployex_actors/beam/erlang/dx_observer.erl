@@ -9,13 +9,15 @@
 %% pattern it set and exits, so a node never keeps tracing for a tracer that is gone.
 -module(dx_observer).
 
--export([system/0, apps/2, top/3, process/2, ports/1, ets/1]).
+-export([system/0, apps/2, top/3, top/4, process/2, ports/1, ets/1]).
 -export([trace_start/2, trace_fetch/1, trace_stop/1]).
 
 -define(MAX_TEXT, 4096).
 -define(DEPTH, 12).
 -define(TRACER, dx_observer_tracer).
 -define(LINGER_MS, 60000).
+-define(KEEPER, dx_observer_keeper).
+-define(KEEPER_IDLE_MS, 60000).
 
 %% -- system ------------------------------------------------------------------------------------
 
@@ -81,9 +83,87 @@ top(Key, N, Limit) when Key =:= memory; Key =:= reductions; Key =:= message_queu
     Pids = lists:sublist(erlang:processes(), Limit),
     Workers = [spawn_monitor(fun() -> exit({top, scan(Chunk, Key, N, [], 0)}) end)
                || Chunk <- chunks(Pids, erlang:system_info(schedulers_online))],
+    answer(Pids, N, Workers).
+
+%% reductions_delta: reductions since the previous refresh. The last scan's counts wait in an ETS
+%% table of a keeper process, which monitors the DeployEx node that asked (Owner) and goes, with
+%% its tables, when that connection goes or after a minute without a refresh. A process new
+%% since the last refresh counts all its reductions; the first refresh has no previous counts.
+top(reductions_delta, N, Limit, Owner) ->
+    {Previous, Next} = keeper_tables(Owner),
+    Pids = lists:delete(self(), lists:sublist(erlang:processes(), Limit)),  % not this scan
+    Workers = [spawn_monitor(fun() -> exit({top, scan_delta(Chunk, Previous, Next, N, [], 0)}) end)
+               || Chunk <- chunks(Pids, erlang:system_info(schedulers_online))],
+    Answer = answer(Pids, N, Workers),
+    ?KEEPER ! {scanned, Next},
+    Answer#{first => Previous =:= undefined};
+top(Key, N, Limit, _Owner) ->
+    top(Key, N, Limit).
+
+answer(Pids, N, Workers) ->
     Found = best(N, lists:append([collect(Worker) || Worker <- Workers])),
     #{scanned => length(Pids), process_count => erlang:system_info(process_count),
-      processes => [describe(Pid) || {_Value, Pid} <- Found]}.
+      processes => [(describe(Pid))#{value => Value} || {Value, Pid} <- Found]}.
+
+scan_delta([Pid | Rest], Previous, Next, N, Acc, Size) ->
+    case erlang:process_info(Pid, reductions) of
+        {reductions, Count} ->
+            ets:insert(Next, {Pid, Count}),
+            Delta = Count - before(Previous, Pid, Count),
+            case Size >= 4 * N of
+                true -> scan_delta(Rest, Previous, Next, N, best(N, [{Delta, Pid} | Acc]), N);
+                false -> scan_delta(Rest, Previous, Next, N, [{Delta, Pid} | Acc], Size + 1)
+            end;
+        undefined -> scan_delta(Rest, Previous, Next, N, Acc, Size)
+    end;
+scan_delta([], _Previous, _Next, N, Acc, _Size) ->
+    best(N, Acc).
+
+before(undefined, _Pid, Count) -> Count;
+before(Table, Pid, _Count) ->
+    case ets:lookup(Table, Pid) of
+        [{_, Count}] -> Count;
+        [] -> 0
+    end.
+
+keeper_tables(Owner) ->
+    Keeper = case whereis(?KEEPER) of
+                 undefined -> spawn(fun() -> keeper(Owner) end);
+                 Pid -> Pid
+             end,
+    Ref = monitor(process, Keeper),
+    Keeper ! {tables, self(), Ref},
+    receive
+        {Ref, Tables} -> demonitor(Ref, [flush]), Tables;
+        {'DOWN', Ref, process, Keeper, _} -> keeper_tables(Owner)  % lost a race to register
+    after 5000 -> exit(keeper_timeout)
+    end.
+
+keeper(Owner) ->
+    true = register(?KEEPER, self()),
+    erlang:monitor_node(Owner, true),
+    keeper_loop(undefined, undefined).
+
+keeper_loop(Current, Pending) ->
+    receive
+        {tables, From, Ref} ->
+            drop(Pending),
+            Next = ets:new(dx_observer_reductions, [set, public, {write_concurrency, true}]),
+            From ! {Ref, {Current, Next}},
+            keeper_loop(Current, Next);
+        {scanned, Pending} ->
+            drop(Current),
+            keeper_loop(Pending, undefined);
+        {nodedown, _} ->
+            exit(normal);
+        _Other ->  % a late {scanned, _} of a scan that was superseded
+            keeper_loop(Current, Pending)
+    after ?KEEPER_IDLE_MS ->
+        exit(normal)
+    end.
+
+drop(undefined) -> ok;
+drop(Table) -> catch ets:delete(Table).
 
 collect({Pid, Ref}) ->
     receive
