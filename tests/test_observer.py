@@ -185,6 +185,30 @@ def test_a_trace_captures_calls_and_stops_at_its_count_and_at_its_time(service) 
 
 
 @pytest.mark.slow
+def test_a_trace_with_an_argument_match_sees_only_matching_calls(service) -> None:
+    replica = running(service)
+    dx = service.client()
+
+    def trace(match: str) -> dict:
+        spec = trace_spec(f"{SERVER}:handle_info/2", match=match)
+        tracer = dx.observe(APP, replica.sname, "trace_start", spec, actor="test")
+        knock(replica.ports["PORT"], 3)
+        report: dict = {}
+
+        def settled() -> bool:  # the calls have happened once the connections were answered
+            report.update(dx.observe(APP, replica.sname, "trace_stop", tracer, actor="test"))
+            return report["status"] != "running"
+
+        wait_until(settled, 10, "the trace stopped")
+        return report
+
+    assert trace("[nothing_like_this, _]")["count"] == 0
+    assert trace("[{'$socket', _, select, _}, _]")["count"] >= 1
+    with pytest.raises(DeployexError, match="does not parse"):
+        dx.observe(APP, replica.sname, "trace_start", trace_spec("m:f/1", match="[_,"))
+
+
+@pytest.mark.slow
 def test_a_trace_over_its_rate_stops_itself_and_the_node_stays_responsive(service) -> None:
     replica = running(service)
     dx = service.client()

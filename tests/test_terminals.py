@@ -21,6 +21,7 @@ import psutil
 import pytest
 from playwright.sync_api import expect
 
+from dashboards.terminals import HostTmux
 from tests.beam_fixtures import ReleaseDist, wait_until
 from tests.browser import (
     Dashboard,
@@ -67,9 +68,12 @@ def demo_of(release_dist: ReleaseDist, tmp: Path, apps: tuple[str, ...], **top: 
         for app in apps:
             publish(config, release_dist, app, "0.1.0")
         with (
+            contextlib.ExitStack() as cleanup,
             running_service(config, tmp) as service,
             running_dashboard(config, tmp, secrets) as dashboard,
         ):
+            # a killed dashboard cannot end its host terminals' tmux servers (daemons)
+            cleanup.callback(HostTmux(tmp / "var" / "terminals").kill_leftovers)
             for app in apps:
                 service.wait_app(
                     app,

@@ -18,7 +18,7 @@ import panel as pn
 from dashboards import display
 from dashboards.pages.base import Page, query_arg
 from deployex_actors.beam.observer import PROCESS_FIELDS, SORTS
-from deployex_actors.core.tracing import MAX_DEFAULT, SECONDS_DEFAULT, trace_spec
+from deployex_actors.core.tracing import MAX_DEFAULT, RATE_DEFAULT, SECONDS_DEFAULT, trace_spec
 from deployex_actors.errors import DeployexError
 
 REFRESH_S = 2.0
@@ -159,6 +159,10 @@ class ObserverPage(Page):
         )  # fmt: skip
         self.max = pn.widgets.IntInput(name="max messages", value=MAX_DEFAULT, width=120)
         self.seconds = pn.widgets.IntInput(name="seconds", value=SECONDS_DEFAULT, width=100)
+        self.rate = pn.widgets.IntInput(name="max per second", value=RATE_DEFAULT, width=120)
+        self.match = pn.widgets.TextInput(
+            name="arguments match (optional)", placeholder="[_, 42]", width=200
+        )
         self.returns = pn.widgets.Checkbox(name="returns", value=False)
         self.start_trace = pn.widgets.Button(name="Start trace", button_type="primary",
                                              width=120, css_classes=["dx-trace-start"])  # fmt: skip
@@ -185,7 +189,7 @@ class ObserverPage(Page):
             pn.pane.Markdown("### Ports and ETS tables"),
             self.others,
             pn.pane.Markdown("### Trace (limits enforced on the node; journaled)"),
-            pn.Row(self.target, self.max, self.seconds, self.returns),
+            pn.Row(self.target, self.max, self.seconds, self.rate, self.match, self.returns),
             pn.Row(self.start_trace, self.stop_trace),
             self.trace_status,
             self.trace_events,
@@ -253,8 +257,9 @@ class ObserverPage(Page):
 
     async def _start_trace(self) -> None:
         try:
+            match = self.match.value.strip() or None
             spec = trace_spec(self.target.value, self.max.value, self.seconds.value,
-                              returns=self.returns.value)  # fmt: skip
+                              self.rate.value, self.returns.value, match)  # fmt: skip
         except DeployexError as exc:
             self.trace_status.object = f"**Not started:** {html.escape(str(exc))}"
             return
