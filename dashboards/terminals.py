@@ -46,6 +46,7 @@ from deployex_actors.beam.launch import allowed_environment
 log = logging.getLogger(__name__)
 READ_BYTES = 64 * 1024
 CLOSE_GRACE_S = 1.0
+WRITE_WAIT_S = 0.05
 TICKET_TTL_S = 60.0
 TMUX_CONF = """\
 # DeployEx's host terminal: a long history; the mouse stays with the browser (xterm.js
@@ -142,17 +143,23 @@ class PtyProcess:
             return None
         return self._decoder.decode(data) if data else None
 
-    def write(self, text: str) -> None:
+    def write(self, text: str) -> int:
+        """Send typed or pasted text; returns the bytes dropped. This runs on the dashboard's
+        event loop: a program that stops reading (a hung remote shell) gets WRITE_WAIT_S of
+        patience per write, not the whole dashboard."""
         data = text.encode()
+        deadline = time.monotonic() + WRITE_WAIT_S
         while data:
             try:
-                written = os.write(self.fd, data)
+                data = data[os.write(self.fd, data) :]
             except BlockingIOError:
-                time.sleep(0.001)  # the program reads slower than a paste arrives: brief
-                continue
+                if time.monotonic() > deadline:
+                    log.warning("terminal %s: %d typed bytes dropped", self.pid, len(data))
+                    return len(data)
+                time.sleep(0.001)  # the terminal's input buffer is full: the program reads
             except OSError:
-                return
-            data = data[written:]
+                return len(data)
+        return 0
 
     def resize(self, rows: int, cols: int) -> None:
         with contextlib.suppress(OSError):
