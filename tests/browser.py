@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
+import pytest
 
 from deployex_actors.config import load_config
 from tests.beam_fixtures import wait_until
@@ -160,6 +161,38 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+UI_DEADLINE_MS = 20_000
+
+
+@contextlib.contextmanager
+def new_page(browser: Any, width: int = 1400, height: int = 1200) -> Iterator[Any]:
+    """A page in a browser context of its own (its own cookies), closed at the end."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(UI_DEADLINE_MS)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+# -- pytest fixtures (exposed through tests/conftest.py) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium for a module's tests."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page (no cookies: logged out) for one test."""
+    with new_page(browser) as fresh:
+        yield fresh
 
 
 def log_in(page: Any, dashboard: Dashboard, password: str | None = None, path: str = "/") -> None:

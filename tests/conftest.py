@@ -53,3 +53,4 @@ def gcs_env(monkeypatch: pytest.MonkeyPatch, gcs_emulator: Server) -> Server:
 
 
 from tests.beam_fixtures import beam_nodes, release_dist  # noqa: E402, F401
+from tests.browser import browser, page  # noqa: E402, F401

@@ -21,8 +21,8 @@ from playwright.sync_api import expect
 from deployex_actors.core.status import AppSnapshot
 from tests.beam_fixtures import ReleaseDist, wait_until
 from tests.browser import (
+    UI_DEADLINE_MS,
     Dashboard,
-    chromium,
     dashboard_secrets,
     get,
     health_answers,
@@ -37,7 +37,6 @@ APP = "mygleamapp"
 TOKEN = "metrics-token-for-tests"
 PAGES = ("/applications", "/versions", "/logs", "/plots", "/journal")
 MONITORING = [{"type": kind} for kind in ("process", "port", "atom")]
-UI_DEADLINE_MS = 20_000
 
 
 def serving(version: str, count: int = 3):
@@ -74,23 +73,6 @@ def demo(release_dist: ReleaseDist, tmp_path_factory: pytest.TempPathFactory) ->
             assert dashboard.started_by_service
             service.wait_app(APP, serving("0.1.0"), "three 0.1.0 replicas")
             yield Demo(service, dashboard)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1200})
-    page = context.new_page()
-    page.set_default_timeout(UI_DEADLINE_MS)
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 def logged_in(page: Any, demo: Demo, path: str = "/applications") -> Any:

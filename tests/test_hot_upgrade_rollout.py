@@ -187,16 +187,22 @@ def broken_release(
     return dest
 
 
+def publish_broken(config: Path, dist: ReleaseDist, app: str, damage: tuple[str, str]) -> None:
+    """Publish the damaged 0.2.1 (broken_release) as the version to deploy."""
+    tarball = broken_release(dist.tarball(app, TO), config.parent / f"{app}-{BROKEN}.tar.gz", app,
+                             damage)  # fmt: skip
+    release_store(load_config(config)).publish(app, BROKEN, tarball, [])
+
+
 @pytest.mark.parametrize("app", ["myerlangapp", "myelixirapp"])
 def test_a_hot_upgrade_refused_before_install_ghosts_the_version_and_changes_nothing(
     release_dist: ReleaseDist, tmp_path: Path, app: str
 ) -> None:
     config = write_config(tmp_path, [app_entry(app, replicas=2)])
     publish(config, release_dist, app, FROM)
-    broken = broken_release(release_dist.tarball(app, TO), tmp_path / f"{app}-{BROKEN}.tar.gz", app)
     with running_service(config, tmp_path) as service:
         before = service.wait_app(app, serving(FROM, 2), f"two {FROM} replicas")
-        release_store(load_config(config)).publish(app, BROKEN, broken, [])
+        publish_broken(config, release_dist, app, MISSING_MODULE)
         service.wait_app(app, lambda a: BROKEN in a.ghosts, f"{BROKEN} ghosted", 60)
         after = service.wait_app(app, lambda a: a.rollout == "converged", "converged", 20)
 
@@ -225,11 +231,9 @@ def test_a_replica_that_dies_during_install_comes_back_on_its_permanent_release(
     app = "myerlangapp"
     config = write_config(tmp_path, [app_entry(app, replicas=2)])
     publish(config, release_dist, app, FROM)
-    source = release_dist.tarball(app, TO)
-    broken = broken_release(source, tmp_path / "halts.tar.gz", app, HALTS_DURING_INSTALL)
     with running_service(config, tmp_path) as service:
         before = service.wait_app(app, serving(FROM, 2), f"two {FROM} replicas")
-        release_store(load_config(config)).publish(app, BROKEN, broken, [])
+        publish_broken(config, release_dist, app, HALTS_DURING_INSTALL)
         service.wait_app(app, lambda a: BROKEN in a.ghosts, f"{BROKEN} ghosted", 60)
         after = service.wait_app(
             app, lambda a: serving(FROM, 2)(a) and a.rollout == "converged", "back on 0.1.0", 30
@@ -304,11 +308,9 @@ def test_deployex_killed_during_an_install_finishes_the_upgrade_after_adoption(
     app = "myerlangapp"
     config = write_config(tmp_path, [app_entry(app, replicas=2)])
     publish(config, release_dist, app, FROM)
-    source = release_dist.tarball(app, TO)
-    slow = broken_release(source, tmp_path / "slow.tar.gz", app, SLOW_INSTALL)
     with running_service(config, tmp_path) as service:
         before = service.wait_app(app, serving(FROM, 2), f"two {FROM} replicas")
-        release_store(load_config(config)).publish(app, BROKEN, slow, [])
+        publish_broken(config, release_dist, app, SLOW_INSTALL)
         installing = "hot upgrade step 3 of 5: install_release"
         wait_until(lambda: installing in journal(service, app, "hot_upgrade_step"), 60, "install")
         if victim == "Deployer":

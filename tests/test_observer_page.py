@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.beam_fixtures import ReleaseDist, wait_until
-from tests.browser import chromium, get, log_in, websocket_refused
+from tests.browser import get, log_in, websocket_refused
 from tests.test_observer import knock
 from tests.test_terminals import Demo, demo_of
 
@@ -24,16 +23,6 @@ SERVER = "myerlangapp_server"
 def demo(release_dist: ReleaseDist, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     with demo_of(release_dist, tmp_path_factory.mktemp("observer_page"), (APP,)) as demo:
         yield demo
-
-
-@pytest.fixture
-def page(demo: Demo) -> Iterator[Any]:
-    with chromium() as browser:
-        context = browser.new_context(viewport={"width": 1400, "height": 1400})
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        yield page
-        context.close()
 
 
 def test_the_observer_page_shows_the_node_a_process_state_and_runs_a_trace(page, demo) -> None:

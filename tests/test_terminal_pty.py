@@ -31,3 +31,17 @@ def test_closing_ends_the_whole_process_group(sleeper) -> None:
     assert os.getpgid(pid) == pid  # a session and group of its own
     sleeper.close()
     wait_until(lambda: sleeper.exited(), 5, "the program ended")
+
+
+def test_a_terminal_gets_none_of_deployex_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = {
+        "DEPLOYEX_ADMIN_HASHED_PASSWORD": "$2b$04$hash",
+        "DEPLOYEX_SECRET_KEY_BASE": "key-base",
+        "DEPLOYEX_ERLANG_COOKIE": "cookie",
+        "AWS_SECRET_ACCESS_KEY": "aws",
+    }
+    for key, value in secrets.items():
+        monkeypatch.setenv(key, value)
+    env = base_environment()
+    assert not set(secrets) & set(env) and not set(secrets.values()) & set(env.values())
+    assert env["TERM"] == "xterm-256color" and "PATH" in env

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ from dashboards.terminals import HostTmux
 from tests.beam_fixtures import ReleaseDist, wait_until
 from tests.browser import (
     Dashboard,
-    chromium,
     dashboard_secrets,
+    get,
     log_in,
+    new_page,
     running_dashboard,
     websocket_refused,
 )
@@ -35,7 +37,6 @@ from tests.deployex_service import Service, app_entry, publish, running_service,
 
 pytestmark = pytest.mark.slow
 APPS = ("myerlangapp", "myelixirapp", "mygleamapp")
-UI_DEADLINE_MS = 20_000
 
 
 @dataclass
@@ -87,23 +88,6 @@ def demo_of(release_dist: ReleaseDist, tmp: Path, apps: tuple[str, ...], **top: 
 def demo(release_dist: ReleaseDist, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     with demo_of(release_dist, tmp_path_factory.mktemp("terminals"), APPS) as demo:
         yield demo
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(UI_DEADLINE_MS)
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 def open_terminal(page: Any, demo: Demo, **target: str) -> int:
@@ -252,6 +236,9 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def test_terminals_are_refused_without_a_session_or_without_the_csrf_token(page, demo) -> None:
     assert websocket_refused(demo.url, "/terminal/ws", None) == 403
+    for path in ("/terminal", "/terminal?ticket=x", "/terminal/open?target=host"):
+        status, headers, _ = get(f"{demo.url}{path}")
+        assert status == 302 and "login" in headers["Location"], path
     host = {"target": "host", "csrf_token": "0" * 64}
     assert post(f"{demo.url}/terminal/open", host) == 302  # to the login
     log_in(page, demo.dashboard, path="/applications")
@@ -282,42 +269,37 @@ def test_past_the_limit_a_terminal_is_refused_and_an_idle_one_is_closed(
     release_dist: ReleaseDist, tmp_path: Path, browser: Any
 ) -> None:
     limits = {"terminals_max": 2, "terminal_idle_timeout_ms": 4000}
-    with demo_of(release_dist, tmp_path, ("mygleamapp",), **limits) as demo:
-        pages = [browser.new_context().new_page() for _ in range(3)]
-        try:
-            pids = [open_terminal(p, demo, target="host") for p in pages[:2]]
-            log_in(pages[2], demo.dashboard, path="/terminal/open?target=host")
-            pages[2].get_by_role("button", name=re.compile("Open a shell")).click()
-            expect(pages[2].locator(".dx-terminal-status")).to_contain_text(
-                "2 terminals are open, the most this dashboard allows (terminals_max: 2)"
-            )
-            for pid in pids:  # nobody types: each is closed once idle for 4 s
-                wait_until(lambda pid=pid: gone(pid), 20, "an idle terminal closed")
-            wait_until(lambda: not demo.tmux_sockets(), 10, "their tmux servers ended")
-            closes = [e.message for e in demo.service.client().events(kind="terminal_close")]
-            assert sum("idle for 4 s" in m for m in closes) == 2, closes
-        finally:
-            for p in pages:
-                p.context.close()
+    with demo_of(release_dist, tmp_path, ("mygleamapp",), **limits) as demo, ExitStack() as stack:
+        pages = [stack.enter_context(new_page(browser)) for _ in range(3)]
+        pids = [open_terminal(p, demo, target="host") for p in pages[:2]]
+        log_in(pages[2], demo.dashboard, path="/terminal/open?target=host")
+        pages[2].get_by_role("button", name=re.compile("Open a shell")).click()
+        expect(pages[2].locator(".dx-terminal-status")).to_contain_text(
+            "2 terminals are open, the most this dashboard allows (terminals_max: 2)"
+        )
+        for pid in pids:  # nobody types: each is closed once idle for 4 s
+            wait_until(lambda pid=pid: gone(pid), 20, "an idle terminal closed")
+        wait_until(lambda: not demo.tmux_sockets(), 10, "their tmux servers ended")
+        closes = [e.message for e in demo.service.client().events(kind="terminal_close")]
+        assert sum("idle for 4 s" in m for m in closes) == 2, closes
 
 
 def test_terminals_false_turns_every_shell_off(
     release_dist: ReleaseDist, tmp_path: Path, browser: Any
 ) -> None:
-    with demo_of(release_dist, tmp_path, ("mygleamapp",), terminals=False) as demo:
-        page = browser.new_context().new_page()
-        try:
-            log_in(page, demo.dashboard, path="/applications")
-            page.wait_for_url("**/applications")
-            expect(page.locator(".replica-card").first).to_be_visible()
-            expect(page.get_by_role("link", name="Host terminal")).to_have_count(0)
-            expect(page.locator(".dx-shell")).to_have_count(0)
-            page.goto(f"{demo.url}/terminal/open?target=host")
-            expect(page.get_by_text("Terminals are turned off")).to_be_visible()
-            page.goto(f"{demo.url}/terminal")
-            expect(page.get_by_text("Terminals are turned off")).to_be_visible()
-            cookie = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies())
-            assert post(f"{demo.url}/terminal/open", {"target": "host"}, cookie) == 403
-            assert demo.opened_pids() == []
-        finally:
-            page.context.close()
+    with (
+        demo_of(release_dist, tmp_path, ("mygleamapp",), terminals=False) as demo,
+        new_page(browser) as page,
+    ):
+        log_in(page, demo.dashboard, path="/applications")
+        page.wait_for_url("**/applications")
+        expect(page.locator(".replica-card").first).to_be_visible()
+        expect(page.get_by_role("link", name="Host terminal")).to_have_count(0)
+        expect(page.locator(".dx-shell")).to_have_count(0)
+        page.goto(f"{demo.url}/terminal/open?target=host")
+        expect(page.get_by_text("Terminals are turned off")).to_be_visible()
+        page.goto(f"{demo.url}/terminal")
+        expect(page.get_by_text("Terminals are turned off")).to_be_visible()
+        cookie = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies())
+        assert post(f"{demo.url}/terminal/open", {"target": "host"}, cookie) == 403
+        assert demo.opened_pids() == []
