@@ -42,6 +42,8 @@ class Journal:
     actor: str
     app: str | None = None
     sname: str | None = None
+    # what a notification's payload needs beyond the text (version, crash count, ...)
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,22 @@ class ChildUp:
     """Any actor -> whoever sent its first message (its supervisor): it runs, as this pid."""
 
     pid: int
+
+
+@dataclass(frozen=True)
+class Journaled:
+    """Storage -> each journal subscriber (root children such as the Notifier and the Logs):
+    an entry as it arrives, whether or not the database could write it yet; `at` in epoch s."""
+
+    entry: Journal
+    at: float
+
+
+@dataclass(frozen=True)
+class JournalSubscribers:
+    """Root -> Storage: who gets every `Journaled` entry (sent again whenever one restarts)."""
+
+    addresses: tuple[Any, ...]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from deployex_actors.actors.messages import (
     FullRestart,
     GhostsQuery,
     Journal,
+    JournalSubscribers,
     MetricsQuery,
     ObserverCall,
     Ping,
@@ -52,6 +53,8 @@ STORAGE = ChildSpec("storage", "deployex_actors.actors.storage.Storage")
 WATCHDOG = ChildSpec("watchdog", "deployex_actors.actors.watchdog.Watchdog")
 WEB = ChildSpec("web", "deployex_actors.actors.web.Web")
 DEPLOYER_CLASS = "deployex_actors.actors.deployer.Deployer"
+# children that get every journal entry from Storage (`Journaled`), started after it
+JOURNAL_SUBSCRIBERS: tuple[ChildSpec, ...] = ()
 
 
 def deployer_name(app: str) -> str:
@@ -95,6 +98,8 @@ class Root(Supervisor):
             self.boot = message
             self.start_child(STORAGE)
             self.start_child(WATCHDOG)
+            for spec in JOURNAL_SUBSCRIBERS:
+                self.start_child(spec)
             if message.config.dashboard_enabled:
                 self.start_child(WEB)
             for app in message.config.applications:
@@ -118,6 +123,8 @@ class Root(Supervisor):
         )
 
     def on_child_started(self, name: str, address: Any, restarted: bool) -> None:
+        if name == STORAGE.name or name in {spec.name for spec in JOURNAL_SUBSCRIBERS}:
+            self._tell_subscribers()
         if restarted and name == STORAGE.name:
             for child_name, child in self.children().items():
                 if child_name != name:
@@ -126,6 +133,8 @@ class Root(Supervisor):
             self._journal("actor_restart", f"{name} restarted by its supervisor")
 
     def on_child_failed(self, name: str, delay_s: float) -> None:
+        if name in {spec.name for spec in JOURNAL_SUBSCRIBERS}:
+            self._tell_subscribers()  # none is sent to a dead address meanwhile
         app = name.removeprefix("deployer:")
         if app in self.apps:  # its replicas keep running; their status is stale until it is back
             note = f"the Deployer died and restarts in {delay_s:.1f} s; status may be stale"
@@ -203,6 +212,12 @@ class Root(Supervisor):
         if not waiting:
             del self.stopping[message.request_id]
             self.send(requester, Reply(request.request_id, "stopped"))
+
+    def _tell_subscribers(self) -> None:
+        storage = self.child(STORAGE.name)
+        if storage is not None:
+            named = (self.child(spec.name) for spec in JOURNAL_SUBSCRIBERS)
+            self.send(storage, JournalSubscribers(tuple(a for a in named if a is not None)))
 
     def _journal(self, kind: str, message: str, actor: str = "deployex") -> None:
         storage = self.child(STORAGE.name)

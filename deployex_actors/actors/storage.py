@@ -26,6 +26,8 @@ from deployex_actors.actors.messages import (
     Ghost,
     GhostsQuery,
     Journal,
+    Journaled,
+    JournalSubscribers,
     ReadDesired,
     Reconsider,
     Record,
@@ -60,6 +62,7 @@ class Storage(DeployexActor):
         self.held: deque[Callable[[], Any]] = deque()
         self.dropped = 0  # held writes lost because the buffer was full
         self.problem: str | None = None
+        self.subscribers: tuple[Any, ...] = ()
 
     def receiveMsg_StartStorage(self, message: StartStorage, sender: Any) -> None:
         self.root = sender
@@ -103,10 +106,15 @@ class Storage(DeployexActor):
             )
         )
 
+    def receiveMsg_JournalSubscribers(self, message: JournalSubscribers, sender: Any) -> None:
+        self.subscribers = message.addresses
+
     def receiveMsg_Journal(self, message: Journal, sender: Any) -> None:
         log.info("[%s] %s %s: %s", message.kind, message.app or "deployex", message.sname or "",
                  message.message)  # fmt: skip
         at = now()
+        for subscriber in self.subscribers:  # before the write: a full disk delays no one
+            self.send(subscriber, Journaled(message, at.timestamp()))
         self._write(
             lambda: self.state.journal(
                 message.kind,
