@@ -241,6 +241,14 @@ class StartDeployer:
 
 
 @dataclass(frozen=True)
+class ConfigChanged:
+    """Root -> a child: an applied configuration change (the config watcher, after approval);
+    the child adopts what it can change while running (e.g. a retention, the channels)."""
+
+    config: Config
+
+
+@dataclass(frozen=True)
 class StorageMoved:
     """Storage was restarted and has a new address."""
 
