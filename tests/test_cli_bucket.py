@@ -3,6 +3,7 @@ would run them, against a local folder, S3 (moto server) and GCS (the emulator).
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from deployex_actors.cli.progress import MB, Progress
 from tests.servers import Server
 from tests.tarballs import build_release
 from tests.test_cli import deployex
@@ -43,6 +45,10 @@ def _round_trip(config: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert published.returncode == 0, published.stderr
     assert "published myapp 1.2.3" in published.stdout
+    # not a terminal: one progress line per quarter reached, the last at 100 %
+    shown = [line for line in published.stderr.splitlines() if line.startswith("uploading")]
+    assert shown and shown[-1].startswith(f"uploading {tarball.name} to "), published.stderr
+    assert "100% (" in shown[-1] and len(shown) <= 5, published.stderr
 
     current = deployex("bucket", "current", APP, "--config", str(config))
     assert current.returncode == 0, current.stderr
@@ -96,3 +102,22 @@ def test_publishing_a_corrupt_tarball_is_refused_and_nothing_is_published(tmp_pa
     result = deployex("bucket", "publish", APP, "9.9.9", str(bad), "--config", str(config))
     assert result.returncode == 1
     assert not (tmp_path / "bucket/versions/myapp/prod/current.json").exists()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_redraws_one_line_on_a_terminal_and_prints_quarters_in_a_log() -> None:
+    terminal, log = _Terminal(), io.StringIO()
+    on_tty, in_log = Progress("uploading x", terminal), Progress("uploading x", log)
+    for done in range(0, 101, 5):
+        on_tty(done * MB, 100 * MB)
+        in_log(done * MB, 100 * MB)
+    on_tty.finish()
+    in_log.finish()
+    assert terminal.getvalue().count("\n") == 1  # one line, redrawn with \r
+    assert terminal.getvalue().rstrip().endswith("uploading x: 100% (100.0 of 100.0 MB)\x1b[K")
+    assert [line.split(":")[1].split("%")[0].strip() for line in log.getvalue().splitlines()] == [
+        "0", "25", "50", "75", "100"]  # fmt: skip

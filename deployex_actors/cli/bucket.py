@@ -12,6 +12,7 @@ from pathlib import Path
 
 from deployex_actors import catalog
 from deployex_actors.cli.attach import add_config_option
+from deployex_actors.cli.progress import Progress
 from deployex_actors.config import load_config
 
 HELP = "publish and inspect releases in the release bucket"
@@ -59,9 +60,13 @@ def _store(args: argparse.Namespace):
 
 def run_publish(args: argparse.Namespace) -> int:
     config, store = _store(args)
-    release = store.publish(
-        args.app, args.version, args.tarball, pre_commands=args.pre_command, hash=args.hash
-    )
+    progress = Progress(f"uploading {args.tarball.name} to {store.description}")
+    try:
+        release = store.publish(args.app, args.version, args.tarball,
+                                pre_commands=args.pre_command, hash=args.hash,
+                                progress=progress)  # fmt: skip
+    finally:
+        progress.finish()
     key = catalog.current_json_key(args.app, config.account_name)
     print(f"published {args.app} {release.version} to {store.description} ({key})")
     return 0

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,6 +39,39 @@ class HashingWriter:
     @property
     def sha256(self) -> str:
         return self._digest.hexdigest()
+
+
+class ProgressReader:
+    """A file being read for an upload, telling `progress(bytes_read, size)` as it goes.
+
+    Reports the position, not a running sum: a client that reads the file twice (S3 hashes the
+    body first, then sends it) shows its progress twice instead of past 100 %.
+    """
+
+    def __init__(
+        self, source: BinaryIO, size: int, progress: Callable[[int, int], None] | None
+    ) -> None:
+        self._source = source
+        self.size = size
+        self._progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._source.read(n)
+        if self._progress is not None and chunk:
+            self._progress(self._source.tell(), self.size)
+        return chunk
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._source.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._source.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
 
 
 @contextlib.contextmanager

@@ -8,15 +8,16 @@ come from the catalog; the rules for names, current.json and tarballs from their
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from deployex_actors.catalog import current_json_key, dist_prefix, tarball_key
 from deployex_actors.catalog import version_of_tarball_key as _version_of_key
 from deployex_actors.errors import CurrentJsonMissing, TarballMissing
-from deployex_actors.releases.atomicfile import HashingWriter, atomic_write
+from deployex_actors.releases.atomicfile import HashingWriter, ProgressReader, atomic_write
 from deployex_actors.releases.current import (
     CurrentRelease,
     parse_current_json,
@@ -81,7 +82,9 @@ class BucketStore(ABC):
         tarball: Path,
         pre_commands: Sequence[str] = (),
         hash: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> CurrentRelease:
+        """See store.ReleaseStore.publish; `progress(bytes_sent, size)` follows the upload."""
         require_release_names(app, version)
         draft = CurrentRelease(version, hash, tuple(pre_commands))
         # The same rules a host applies when it reads it back, checked before anything is sent.
@@ -90,7 +93,10 @@ class BucketStore(ABC):
         if hash is None:
             release = replace(release, hash=sha256)
         # Tarball first: a host that sees the new current.json must find its tarball in place.
-        self._put_file(tarball_key(app, version), Path(tarball), TARBALL_CONTENT_TYPE)
+        with open(tarball, "rb") as source:
+            size = os.fstat(source.fileno()).st_size
+            body = ProgressReader(source, size, progress)
+            self._put_file(tarball_key(app, version), body, TARBALL_CONTENT_TYPE)
         key = current_json_key(app, self.account_name)
         self._put_bytes(key, render_current_json(release), JSON_CONTENT_TYPE)
         return release
@@ -114,8 +120,8 @@ class BucketStore(ABC):
         """Keys of all objects under `prefix`."""
 
     @abstractmethod
-    def _put_file(self, key: str, path: Path, content_type: str) -> None:
-        """Store a local file as the object `key`, replacing any."""
+    def _put_file(self, key: str, body: ProgressReader, content_type: str) -> None:
+        """Store a local file, read from `body` (its `size` bytes), as the object `key`."""
 
     @abstractmethod
     def _put_bytes(self, key: str, data: bytes, content_type: str) -> None:

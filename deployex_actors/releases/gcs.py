@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -25,7 +24,7 @@ from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from deployex_actors.errors import BucketUnreachable, TarballCorrupt
-from deployex_actors.releases.atomicfile import HashingWriter
+from deployex_actors.releases.atomicfile import HashingWriter, ProgressReader
 from deployex_actors.releases.bucket import BucketStore
 
 if TYPE_CHECKING:
@@ -110,10 +109,10 @@ class GcsStore(BucketStore):
             blobs = self._bucket.client.list_blobs(self.bucket, prefix=prefix, **self._call)
             return [blob.name for blob in blobs]
 
-    def _put_file(self, key: str, path: Path, content_type: str) -> None:
+    def _put_file(self, key: str, body: ProgressReader, content_type: str) -> None:
         with self._talking(key):
             blob = self._bucket.blob(key)
-            blob.upload_from_filename(str(path), content_type=content_type, **self._call)
+            blob.upload_from_file(body, size=body.size, content_type=content_type, **self._call)
 
     def _put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         with self._talking(key):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deployex_actors.errors import BucketUnreachable
-from deployex_actors.releases.atomicfile import HashingWriter, atomic_write
+from deployex_actors.releases.atomicfile import HashingWriter, ProgressReader, atomic_write
 from deployex_actors.releases.bucket import BucketStore
 
 if TYPE_CHECKING:
@@ -67,9 +67,9 @@ class LocalStore(BucketStore):
             raise self._unreachable(prefix, e) from None
         return [f"{prefix}{name}" for name in names]
 
-    def _put_file(self, key: str, path: Path, content_type: str) -> None:
-        with open(path, "rb") as source, atomic_write(self._path(key)) as out:
-            shutil.copyfileobj(source, out, _CHUNK)
+    def _put_file(self, key: str, body: ProgressReader, content_type: str) -> None:
+        with atomic_write(self._path(key)) as out:
+            shutil.copyfileobj(body, out, _CHUNK)
 
     def _put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         with atomic_write(self._path(key)) as out:

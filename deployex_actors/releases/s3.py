@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -20,7 +19,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deployex_actors.errors import BucketUnreachable
-from deployex_actors.releases.atomicfile import HashingWriter
+from deployex_actors.releases.atomicfile import HashingWriter, ProgressReader
 from deployex_actors.releases.bucket import BucketStore
 
 if TYPE_CHECKING:
@@ -102,8 +101,8 @@ class S3Store(BucketStore):
             )
             return [item["Key"] for page in pages for item in page.get("Contents", ())]
 
-    def _put_file(self, key: str, path: Path, content_type: str) -> None:
-        with self._talking(key), open(path, "rb") as body:
+    def _put_file(self, key: str, body: ProgressReader, content_type: str) -> None:
+        with self._talking(key):
             self._client.put_object(
                 Bucket=self.bucket, Key=key, Body=body, ContentType=content_type
             )

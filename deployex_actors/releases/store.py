@@ -7,7 +7,7 @@ imported only when chosen, so a process that never talks to S3 never loads boto3
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -46,10 +46,12 @@ class ReleaseStore(Protocol):
         tarball: Path,
         pre_commands: Sequence[str] = (),
         hash: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> CurrentRelease:
         """Upload the tarball, then point current.json at it (hash defaults to its SHA-256).
 
         A tarball that is not a whole gzip tar is refused (TarballCorrupt) before any upload.
+        `progress(bytes_sent, size)` is called as the tarball goes up.
         """
         ...
 
