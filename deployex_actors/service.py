@@ -92,8 +92,19 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
     if code == RESTART:
         print("DeployEx restarting (replicas keep running)", flush=True)
         os.environ[RESTART_ENV] = "1"
-        os.execv(sys.executable, [sys.executable, *sys.argv])  # noqa: S606 - the same command
+        argv = _same_command()
+        os.execv(argv[0], argv)  # noqa: S606 - the same command
     return code
+
+
+def _same_command() -> list[str]:
+    """This command again. Through the `deployex` script when it started us: its first line names
+    the interpreter of the version it belongs to, so after a self-upgrade switched
+    `{install_path}/current`, `current/bin/deployex` runs the new version."""
+    script = Path(sys.argv[0])
+    if script.name == "deployex" and os.access(script, os.X_OK):
+        return [str(script), *sys.argv[1:]]
+    return [sys.executable, *sys.argv]
 
 
 def _serve(asys: Any, root: Any, stop: threading.Event, wake: threading.Event) -> int:

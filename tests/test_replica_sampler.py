@@ -28,11 +28,15 @@ def test_process_usage_reads_what_psutil_reads() -> None:
     assert cpu == 0.0  # as psutil's first cpu_percent(None)
     assert abs(rss - process.memory_info().rss) < 2 * 1024 * 1024
     process.cpu_percent(None)
-    deadline = time.process_time() + 0.3
+    wall, cpu_before = time.monotonic(), time.process_time()
+    deadline = cpu_before + 0.3
     while time.process_time() < deadline:  # burn CPU: the next reading must show it
         math.factorial(2000)
     _rss, busy = usage.read()
-    assert 50 <= busy <= 200 and abs(busy - process.cpu_percent(None)) < 30
+    # what we really got, which a loaded machine makes less than 100 %
+    share = 100 * (time.process_time() - cpu_before) / (time.monotonic() - wall)
+    assert busy > 5 and abs(busy - share) < 20, (busy, share)
+    assert abs(busy - process.cpu_percent(None)) < 30
     usage.close()
 
 

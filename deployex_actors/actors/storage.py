@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from deployex_actors import __version__
 from deployex_actors.actors.base import DeployexActor
 from deployex_actors.actors.messages import (
     DesiredRead,
@@ -47,6 +48,7 @@ from deployex_actors.state import AppMode, StateStore
 from deployex_actors.state.timestamps import now
 
 log = logging.getLogger(__name__)
+DEPLOYEX = "deployex"  # DeployEx's own name in the version history
 HELD_WRITES = 10_000  # journal entries (and records) kept while the database cannot be written
 FLUSH_RETRY_S = 2.0
 
@@ -69,6 +71,17 @@ class Storage(DeployexActor):
         self.config = message.config
         self.catalog = Catalog.from_config(message.config)
         self.state = StateStore(self.catalog.state_db)
+        self._record_own_version()
+
+    def _record_own_version(self) -> None:
+        """DeployEx's own versions are in the history as app `deployex`, like upstream's: its
+        first start a `full_deployment`, a start as another version (a self-upgrade, which keeps
+        the replicas) a `hot_upgrade`."""
+        latest = self.state.latest_version(DEPLOYEX)
+        if latest is None or latest.version != __version__:
+            kind, at = ("full_deployment" if latest is None else "hot_upgrade"), now()
+            self._write(lambda: self.state.add_version(DEPLOYEX, DEPLOYEX, __version__,
+                                                       kind=kind, at=at))  # fmt: skip
 
     # -- what a Deployer should run ------------------------------------------------------------
 

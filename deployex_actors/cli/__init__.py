@@ -26,6 +26,7 @@ from deployex_actors.cli import (
     status,
     top,
     trace,
+    upgrade,
     versions,
 )
 from deployex_actors.errors import DeployexError
@@ -44,6 +45,7 @@ COMMANDS = (
     check_config,
     hash_password,
     bucket,
+    upgrade,
 )
 PROG = "deployex"
 

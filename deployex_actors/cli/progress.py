@@ -38,6 +38,13 @@ class Progress:
             self.stream.write(line + "\n")
             self.stream.flush()
 
+    def say(self, step: str) -> None:
+        """A step of a long operation, on its own line, prefixed by the label."""
+        self.finish()
+        self._shown = -1
+        self.stream.write(f"{self.label}: {step}\n")
+        self.stream.flush()
+
     def finish(self) -> None:
         if self.tty and self._shown >= 0:
             self.stream.write("\n")

@@ -1,0 +1,178 @@
+"""DeployEx upgrades itself from a wheel and keeps its replicas: a real installation under
+`install_path` (versions side by side, `current`), a real `deployex run` started through
+`current/bin/deployex`, Gleam replicas answering a 20 Hz prober the whole time, then
+`deployex upgrade WHEEL`, `deployex upgrade --rollback`, and wheels that must be refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from deployex_actors import __version__
+from deployex_actors.core.status import AppSnapshot
+from deployex_actors.upgrade.install import Layout, install, switch
+from deployex_actors.upgrade.wheel import UpgradeRefused, inspect_wheel, python_problem
+from tests.beam_fixtures import ReleaseDist, wait_until
+from tests.deployex_service import app_entry, publish, running_service, wait_banner, write_config
+from tests.probes import Prober
+from tests.wheels import build_wheel
+
+APP = "mygleamapp"
+NEW = f"{__version__}.post1"
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    dest = tmp_path_factory.mktemp("wheels")
+
+    def refuse_two_replicas(source: Path) -> None:  # a new version that cannot load our YAML
+        model = source / "deployex_actors" / "config" / "model.py"
+        text = model.read_text()
+        old = "replicas: int = checked(3, minimum=1, maximum=100)"
+        assert old in text
+        model.write_text(text.replace(old, "replicas: int = checked(1, minimum=1, maximum=1)"))
+
+    return {
+        "running": build_wheel(dest),
+        "new": build_wheel(dest, NEW),
+        "strict": build_wheel(dest, f"{__version__}.post2", refuse_two_replicas),
+    }
+
+
+def deployex(layout: Layout, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([str(layout.command()), *args], capture_output=True, text=True,
+                          env=env, timeout=300)  # fmt: skip
+
+
+def serving(app: AppSnapshot) -> bool:
+    return len(app.replicas) == 2 and all(r.status == "running" for r in app.replicas)
+
+
+def replicas_of(app: AppSnapshot) -> dict[str, int]:
+    return {r.sname: r.pid for r in app.replicas}
+
+
+@pytest.mark.slow
+def test_upgrade_keeps_every_replica_then_rollback_returns(
+    wheels: dict[str, Path], release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    layout = Layout(tmp_path / "opt" / "deployex")
+    install(inspect_wheel(wheels["running"]), layout, say=print)
+    switch(layout, __version__)
+    entry = app_entry(APP, replicas=2, ready_after_ms=300)
+    config = write_config(tmp_path, [entry], install_path=str(layout.root))
+    publish(config, release_dist, APP, "0.1.0")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    with running_service(config, tmp_path, env=env, command=str(layout.command())) as service:
+        before = service.wait_app(APP, serving, "two replicas running")
+        ports = [r.ports["PORT"] for r in before.replicas]
+        for port in ports:
+            wait_banner(port, f"{APP} 0.1.0\n")
+        launcher = service.proc.pid
+        with Prober(ports).running() as prober:
+            wait_until(lambda: len(prober.counts) > 5, 10, "the prober started")
+            upgraded = deployex(layout, "upgrade", str(wheels["new"]), "--yes",
+                                "--config", str(config))  # fmt: skip
+            assert upgraded.returncode == 0, upgraded.stderr + upgraded.stdout
+            assert service.status().version == NEW
+            after = service.app(APP)
+            rolled = deployex(layout, "upgrade", "--rollback", "--yes", "--config", str(config))
+            assert rolled.returncode == 0, rolled.stderr + rolled.stdout
+            assert service.status().version == __version__
+            back = service.wait_app(APP, serving, "two replicas after the rollback")
+        assert f"current -> {NEW} (previous -> {__version__})" in upgraded.stderr
+        assert f"DeployEx {NEW} is running" in upgraded.stdout
+        # the same replicas all along: no restart, no crash, never refused
+        assert replicas_of(after) == replicas_of(back) == replicas_of(before)
+        assert all(r.crash_restarts == 0 and r.forced_restarts == 0 for r in back.replicas)
+        assert prober.counts and min(prober.counts) == 2, prober.counts
+        assert service.proc.pid == launcher and service.proc.poll() is None  # re-executed
+        assert layout.version_of(layout.current) == __version__
+        assert layout.version_of(layout.previous) == NEW
+        with service.client() as dx:
+            history = [(v.version, v.kind) for v in dx.versions("deployex")]
+            events = {e.kind: e for e in dx.events(limit=200)}
+        assert history[:3] == [(__version__, "hot_upgrade"), (NEW, "hot_upgrade"),
+                               (__version__, "full_deployment")]  # fmt: skip
+        assert f"from {__version__} to {NEW}" in events["deployex_upgrade"].message
+        assert events["deployex_upgrade"].actor.startswith("cli:")
+        assert f"from {NEW} to {__version__}" in events["deployex_rollback"].message
+
+
+@pytest.mark.slow
+def test_a_version_that_fails_its_own_checks_is_refused_and_the_old_one_keeps_running(
+    wheels: dict[str, Path], release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    layout = Layout(tmp_path / "opt" / "deployex")
+    install(inspect_wheel(wheels["running"]), layout, say=print)
+    switch(layout, __version__)
+    entry = app_entry(APP, replicas=2, ready_after_ms=300)
+    config = write_config(tmp_path, [entry], install_path=str(layout.root))
+    publish(config, release_dist, APP, "0.1.0")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    with running_service(config, tmp_path, env=env, command=str(layout.command())) as service:
+        before = service.wait_app(APP, serving, "two replicas running")
+        refused = deployex(layout, "upgrade", str(wheels["strict"]), "--yes",
+                           "--config", str(config))  # fmt: skip
+        assert refused.returncode != 0
+        assert "refused by its own checks" in refused.stderr, refused.stderr
+        assert "replicas" in refused.stderr and "untouched" in refused.stderr, refused.stderr
+        assert layout.version_of(layout.current) == __version__
+        assert service.status().version == __version__
+        assert replicas_of(service.app(APP)) == replicas_of(before)
+
+
+@pytest.mark.slow
+def test_deployex_not_started_through_current_is_refused_before_anything_is_installed(
+    wheels: dict[str, Path], release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    """A development `deployex run` (not through `current`) would re-execute the old code."""
+    layout = Layout(tmp_path / "opt" / "deployex")
+    config = write_config(tmp_path, [], install_path=str(layout.root))
+    with running_service(config, tmp_path):  # the test venv's deployex
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("deployex")), "upgrade",
+             str(wheels["new"]), "--yes", "--config", str(config)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode != 0
+    assert f"not through {layout.command()}" in done.stderr, done.stderr
+    assert not layout.root.exists()  # nothing installed
+
+
+# -- the wheel itself (fast) ---------------------------------------------------------------------
+
+
+def test_files_that_are_not_a_deployex_wheel_are_refused_with_the_reason(tmp_path: Path) -> None:
+    text = tmp_path / "notes.whl"
+    text.write_text("not a zip")
+    other = tmp_path / "requests-2.0-py3-none-any.whl"
+    with zipfile.ZipFile(other, "w") as archive:
+        archive.writestr("requests-2.0.dist-info/METADATA", "Name: requests\nVersion: 2.0\n")
+    cases = {
+        tmp_path / "missing.whl": "no such file",
+        tmp_path / "deployex.tar.gz": "not a wheel",
+        text: "cannot be read as a wheel",
+        other: "is requests, not deployex-actors",
+    }
+    (tmp_path / "deployex.tar.gz").write_bytes(b"x")
+    for path, reason in cases.items():
+        with pytest.raises(UpgradeRefused, match=reason):
+            inspect_wheel(path)
+
+
+def test_a_wheel_for_another_python_is_refused() -> None:
+    assert python_problem(">=3.11", (3, 11, 7)) is None
+    assert python_problem(">=3.11,<4", (3, 12, 0)) is None
+    assert python_problem(">=3.99", (3, 11, 7)) == (
+        "it requires Python >=3.99; this host runs 3.11.7"
+    )
+    assert python_problem("<3.11", (3, 11, 7)) is not None
+    assert python_problem("~=3.10", (3, 11, 0)) is None
+    assert python_problem("~=3.10.2", (3, 11, 0)) is not None
