@@ -1,7 +1,9 @@
 """`deployex config pending|apply|discard|reload`: the configuration change waiting for approval.
 
 Exit codes of `pending`: 0 no pending change, 2 a change is pending, 3 the file was refused
-(1: DeployEx did not answer). `apply` and `discard`: 0 done, 1 nothing to do or failed.
+(1: DeployEx did not answer). `apply` and `discard`: 0 done, 1 nothing to do or failed. The
+commands attach with the file they watch: while it is refused, `pending` prints its errors (exit
+3) and the others fail with them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 from deployex_actors.cli.attach import add_config_option, facade
 from deployex_actors.core.config_diff import Change
 from deployex_actors.core.config_watch import PENDING, REFUSED, PendingConfig
+from deployex_actors.errors import ConfigError
 
 HELP = "show, apply or discard the configuration change waiting for approval"
 EXIT_PENDING = 2
@@ -68,7 +71,12 @@ def describe(pending: PendingConfig) -> list[str]:
 
 
 def run_pending(args: argparse.Namespace) -> int:
-    pending = facade(args).pending_config()
+    try:
+        pending = facade(args).pending_config()
+    except ConfigError as exc:  # the edited file is what we attach with: it is refused too
+        print("Configuration file refused; the running configuration is kept:")
+        print("\n".join(f"  {problem}" for problem in exc.problems))
+        return EXIT_REFUSED
     print("\n".join(describe(pending)))
     return {PENDING: EXIT_PENDING, REFUSED: EXIT_REFUSED}.get(pending.state, 0)
 
