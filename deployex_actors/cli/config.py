@@ -70,6 +70,10 @@ def describe(pending: PendingConfig) -> list[str]:
     return lines
 
 
+def exit_code(pending: PendingConfig) -> int:
+    return {PENDING: EXIT_PENDING, REFUSED: EXIT_REFUSED}.get(pending.state, 0)
+
+
 def run_pending(args: argparse.Namespace) -> int:
     try:
         pending = facade(args).pending_config()
@@ -78,7 +82,7 @@ def run_pending(args: argparse.Namespace) -> int:
         print("\n".join(f"  {problem}" for problem in exc.problems))
         return EXIT_REFUSED
     print("\n".join(describe(pending)))
-    return {PENDING: EXIT_PENDING, REFUSED: EXIT_REFUSED}.get(pending.state, 0)
+    return exit_code(pending)
 
 
 def run_apply(args: argparse.Namespace) -> int:
@@ -100,4 +104,4 @@ def run_discard(args: argparse.Namespace) -> int:
 def run_reload(args: argparse.Namespace) -> int:
     pending = facade(args).reload_config(actor="cli")
     print("\n".join(describe(pending)))
-    return {PENDING: EXIT_PENDING, REFUSED: EXIT_REFUSED}.get(pending.state, 0)
+    return exit_code(pending)
