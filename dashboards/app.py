@@ -2,7 +2,7 @@
 
     /login /logout            dashboards.login (no session needed, CSRF and rate limit)
     /health /metrics          dashboards.probes (no session; /metrics may want a bearer token)
-    /applications /versions /logs /plots /journal    one Panel page each, session required
+    /applications /versions /logs /plots /journal /config    one Panel page each, session required
     /terminal/open            dashboards.terminal_open (session; opening is a POST with CSRF)
     /terminal                 the terminal a /terminal/open POST left a ticket for
     /observer                 one replica's node: system, processes, trees, a trace
@@ -36,6 +36,7 @@ from dashboards.context import DashboardContext
 from dashboards.login import HomeHandler, LoginContext, LoginHandler, LogoutHandler
 from dashboards.pages.applications import ApplicationsPage
 from dashboards.pages.base import Page
+from dashboards.pages.config import ConfigPage
 from dashboards.pages.journal import JournalPage
 from dashboards.pages.logs import LogsPage
 from dashboards.pages.observer import ObserverPage
@@ -52,6 +53,7 @@ PAGES: tuple[type[Page], ...] = (
     LogsPage,
     PlotsPage,
     JournalPage,
+    ConfigPage,
     TerminalPage,
     ObserverPage,
 )

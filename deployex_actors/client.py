@@ -16,6 +16,8 @@ from deployex_actors.actors import messages, system
 from deployex_actors.actors.root import GLOBAL_NAME
 from deployex_actors.catalog import Catalog
 from deployex_actors.config import Config, load_config
+from deployex_actors.core.config_diff import ConfigDiff
+from deployex_actors.core.config_watch import PendingConfig
 from deployex_actors.core.status import DeployexSnapshot
 from deployex_actors.errors import DeployexError
 
@@ -94,6 +96,24 @@ class DeployEx:
         """Restart DeployEx itself within a couple of seconds (the `deployex run` process
         re-executes); replicas keep running and are adopted, counting no crash."""
         return self._call(messages.RestartDeployex(system.request_id(), actor))
+
+    def pending_config(self) -> PendingConfig:
+        """The configuration change waiting for approval, or the refused file's errors
+        (state `none`, `pending` or `refused`; docs/config-watcher.md)."""
+        return self._call(messages.PendingConfigQuery(system.request_id()))
+
+    def apply_config(self, actor: str = "operator", checksum: str | None = None) -> ConfigDiff:
+        """Apply the pending change (journaled with `actor`); `checksum`: only if the file still
+        holds the content reviewed. Returns what was applied."""
+        return self._call(messages.ApplyConfig(system.request_id(), actor, checksum))
+
+    def discard_config(self, actor: str = "operator", checksum: str | None = None) -> str:
+        """Drop the pending change; the same file content is not offered again."""
+        return self._call(messages.DiscardConfig(system.request_id(), actor, checksum))
+
+    def reload_config(self, actor: str = "operator") -> PendingConfig:
+        """Read the configuration file now (what SIGHUP to `deployex run` does)."""
+        return self._call(messages.ReloadConfig(system.request_id(), actor))
 
     def journal(
         self,

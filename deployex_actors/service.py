@@ -2,8 +2,10 @@
 
 A small launcher: it imports no dashboard code (every actor is forked from this process), starts
 the multiprocTCPBase system bound to 127.0.0.1, creates the root supervisor and stays in the
-foreground until SIGTERM/SIGINT. A deliberate stop stops the replicas first, unless
-`keep_replicas` (the systemd unit uses that, so a DeployEx restart never restarts the apps).
+foreground until SIGTERM/SIGINT. SIGHUP has the configuration file read again at once (passed on
+to the ConfigWatcher through the root; docs/config-watcher.md). A deliberate stop stops the
+replicas first, unless `keep_replicas` (the systemd unit uses that, so a DeployEx restart never
+restarts the apps).
 """
 
 from __future__ import annotations
@@ -62,10 +64,11 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
         catalog.samples_socket,
         config.multi_host,
     )
-    stop, wake = threading.Event(), threading.Event()
+    stop, wake, reread = threading.Event(), threading.Event(), threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: (stop.set(), wake.set()))
     signal.signal(signal.SIGUSR1, lambda *_: wake.set())
+    signal.signal(signal.SIGHUP, lambda *_: (reread.set(), wake.set()))
     try:
         root = asys.createActor("deployex_actors.actors.root.Root", globalName=GLOBAL_NAME)
         boot = messages.Boot(
@@ -83,7 +86,7 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
             f"127.0.0.1:{config.actor_system_port}, logs in {catalog.log_path}",
             flush=True,
         )
-        code = _serve(asys, root, stop, wake)
+        code = _serve(asys, root, stop, wake, reread)
         if code == 0 and not keep_replicas:
             _stop_replicas(asys, root)
     finally:
@@ -107,13 +110,19 @@ def _same_command() -> list[str]:
     return [sys.executable, *sys.argv]
 
 
-def _serve(asys: Any, root: Any, stop: threading.Event, wake: threading.Event) -> int:
+def _serve(
+    asys: Any, root: Any, stop: threading.Event, wake: threading.Event, reread: threading.Event
+) -> int:
     failures = 0
     while True:
         wake.wait(HEALTH_PERIOD_S)
         wake.clear()
         if stop.is_set():
             return 0
+        if reread.is_set():
+            reread.clear()
+            _reread_config(asys, root)
+            continue
         try:
             answer = system.request(asys, root, messages.Ping(system.request_id()), 5)
             failures = 0
@@ -124,6 +133,17 @@ def _serve(asys: Any, root: Any, stop: threading.Event, wake: threading.Event) -
             log.error("the root supervisor did not answer (%d/%d)", failures, HEALTH_FAILURES)
             if failures >= HEALTH_FAILURES:
                 return 1
+
+
+def _reread_config(asys: Any, root: Any) -> None:
+    """SIGHUP: the ConfigWatcher reads the YAML file now; what it found is logged."""
+    try:
+        reply = system.request(asys, root, messages.ReloadConfig(system.request_id()), 10)
+    except DeployexError as exc:
+        log.error("SIGHUP: the configuration was not read again: %s", exc)
+        return
+    pending = reply.value
+    print(f"SIGHUP: configuration file read again: {pending.state}", flush=True)
 
 
 def _stop_replicas(asys: Any, root: Any) -> None:

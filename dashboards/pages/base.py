@@ -28,6 +28,7 @@ NAVIGATION = (
     ("/logs", "Logs"),
     ("/plots", "Plots"),
     ("/journal", "Journal"),
+    ("/config", "Configuration"),
 )
 HEADER_CSS = """
 .dx-user { color: #fff; font-size: 14px; text-align: right; }

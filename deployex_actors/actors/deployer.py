@@ -28,6 +28,7 @@ from typing import Any
 
 from deployex_actors.actors.messages import (
     AppChanged,
+    ConfigChanged,
     CurrentRead,
     DesiredRead,
     ForceRestart,
@@ -61,6 +62,7 @@ from deployex_actors.actors.supervisor import ChildSpec, Supervisor
 from deployex_actors.catalog import Catalog, new_sname
 from deployex_actors.core import rollout
 from deployex_actors.core.backoff import prepare_retry_delay_s
+from deployex_actors.core.config_diff import full_deploy_needed
 from deployex_actors.core.status import AppSnapshot, ReplicaSnapshot, ReplicaStatus
 from deployex_actors.replica import pidfile
 
@@ -126,6 +128,22 @@ class Deployer(Supervisor):
     def receiveMsg_StorageMoved(self, message: StorageMoved, sender: Any) -> None:
         self.start = replace(self.start, storage=message.storage)
         self.state_stale = True  # what was sent to its predecessor may be lost
+
+    def receiveMsg_ConfigChanged(self, message: ConfigChanged, sender: Any) -> None:
+        """An approved change of this app (core.config_diff): replicas, timings and monitoring
+        count from now on; replicas deployed from now on start with the new language, env and
+        ports; a changed `replica_ports` replaces every replica now (a full deployment)."""
+        before = self.config
+        self.start = replace(self.start, config=message.config)
+        self.config = message.config.application(self.app)
+        fetcher = self.child(FETCHER.name)
+        if fetcher is not None:  # its polling period and hot-upgrade switch
+            self.send(fetcher, message)
+        if full_deploy_needed(before, self.config):
+            self.replace_queue = {s for s in self.specs if s not in self.retiring}
+            self._journal("full_restart", f"replacing {len(self.replace_queue)} replica(s) one "
+                          "at a time: replica_ports changed")  # fmt: skip
+        self.after(0, "tick")  # the schedule at its new period, and the new replica count now
 
     def _spec(
         self,

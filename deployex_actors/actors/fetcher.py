@@ -19,6 +19,7 @@ from typing import Any
 
 from deployex_actors.actors.base import DeployexActor, Timer
 from deployex_actors.actors.messages import (
+    ConfigChanged,
     CurrentRead,
     HotUpgrade,
     PrepareRelease,
@@ -49,6 +50,9 @@ class Fetcher(DeployexActor):
         self.deployer, self.app = sender, message.app
         if self.app:
             self._poll_later()
+
+    def receiveMsg_ConfigChanged(self, message: ConfigChanged, sender: Any) -> None:
+        self.config = message.config  # paths and the bucket need a restart: not changed here
 
     def _poll_later(self) -> None:
         self.after(self.config.application(self.app).deploy_schedule_interval_ms / 1000, "poll")

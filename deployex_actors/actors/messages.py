@@ -212,6 +212,36 @@ class RestartDeployex(Request):
 
 
 @dataclass(frozen=True)
+class PendingConfigQuery(Request):
+    """The ConfigWatcher: the pending change (core.config_watch.PendingConfig)."""
+
+
+@dataclass(frozen=True)
+class ApplyConfig(Request):
+    """Apply the pending configuration change, as `actor`; `checksum`, when given, is the file
+    content the operator reviewed (refused if the file changed since)."""
+
+    actor: str = "operator"
+    checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class DiscardConfig(Request):
+    """Drop the pending configuration change (not offered again until the file changes)."""
+
+    actor: str = "operator"
+    checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class ReloadConfig(Request):
+    """Read the YAML file again now (SIGHUP to `deployex run`); answered with the
+    PendingConfig."""
+
+    actor: str = "sighup"
+
+
+@dataclass(frozen=True)
 class Record(Request):
     """A front end's journal entry (a login, a logout...): persisted by Storage."""
 
@@ -246,6 +276,21 @@ class ConfigChanged:
     the child adopts what it can change while running (e.g. a retention, the channels)."""
 
     config: Config
+
+
+@dataclass(frozen=True)
+class StartConfigWatcher:
+    config: Config  # the applied configuration; its `source` is the file watched
+    storage: Any
+
+
+@dataclass(frozen=True)
+class ApplyConfigChange:
+    """ConfigWatcher -> root: an operator approved `config` (core.config_watch.approve); the
+    root runs it: children told, apps added started, apps removed stopped."""
+
+    config: Config
+    diff: Any  # core.config_diff.ConfigDiff
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,11 @@ from typing import Any
 from deployex_actors import __version__
 from deployex_actors.actors.messages import (
     AppChanged,
+    ApplyConfig,
+    ApplyConfigChange,
     Boot,
+    ConfigChanged,
+    DiscardConfig,
     EventsQuery,
     FullRestart,
     GhostsQuery,
@@ -24,14 +28,17 @@ from deployex_actors.actors.messages import (
     JournalSubscribers,
     MetricsQuery,
     ObserverCall,
+    PendingConfigQuery,
     Ping,
     Record,
+    ReloadConfig,
     Reply,
     Request,
     RestartCommand,
     RestartDeployex,
     SetMode,
     ShellCommandQuery,
+    StartConfigWatcher,
     StartDeployer,
     StartStorage,
     StartWatchdog,
@@ -52,6 +59,7 @@ GLOBAL_NAME = "deployex"
 STORAGE = ChildSpec("storage", "deployex_actors.actors.storage.Storage")
 WATCHDOG = ChildSpec("watchdog", "deployex_actors.actors.watchdog.Watchdog")
 WEB = ChildSpec("web", "deployex_actors.actors.web.Web")
+CONFIG_WATCHER = ChildSpec("config_watcher", "deployex_actors.actors.config_watcher.ConfigWatcher")
 DEPLOYER_CLASS = "deployex_actors.actors.deployer.Deployer"
 # children that get every journal entry from Storage (`Journaled`), started after it
 JOURNAL_SUBSCRIBERS: tuple[ChildSpec, ...] = ()
@@ -80,6 +88,10 @@ ROUTES: dict[type[Request], Route] = {
     FullRestart: Route(None, per_app=True),
     ShellCommandQuery: Route(None, per_app=True),
     ObserverCall: Route(None, per_app=True),
+    PendingConfigQuery: Route(CONFIG_WATCHER.name),
+    ApplyConfig: Route(CONFIG_WATCHER.name),
+    DiscardConfig: Route(CONFIG_WATCHER.name),
+    ReloadConfig: Route(CONFIG_WATCHER.name),
 }
 
 
@@ -92,19 +104,20 @@ class Root(Supervisor):
         self.stopping: dict[str, Any] = {}  # request id -> (launcher's request, apps left)
         self.restart_by: str | None = None
         self.state_error: str | None = None
+        self.leaving: dict[str, str] = {}  # request id -> app removed, its replicas stopping
 
     def receiveMsg_Boot(self, message: Boot, sender: Any) -> None:
         if self.boot is None:
             self.boot = message
             self.start_child(STORAGE)
             self.start_child(WATCHDOG)
+            self.start_child(CONFIG_WATCHER)
             for spec in JOURNAL_SUBSCRIBERS:
                 self.start_child(spec)
             if message.config.dashboard_enabled:
                 self.start_child(WEB)
             for app in message.config.applications:
-                self.apps[app.name] = AppSnapshot(app.name, app.language, app.replicas)
-                self.start_child(ChildSpec(deployer_name(app.name), DEPLOYER_CLASS))
+                self._start_app(app.name)
             self._journal("deployex_started", f"DeployEx {__version__} started (pid {os.getpid()})")
         self.send(sender, Reply(message.request_id, "booted"))
 
@@ -114,6 +127,8 @@ class Root(Supervisor):
             return StartStorage(config)
         if name == WATCHDOG.name:
             return StartWatchdog(config, self.child(STORAGE.name))
+        if name == CONFIG_WATCHER.name:
+            return StartConfigWatcher(config, self.child(STORAGE.name))
         if name == WEB.name:
             boot = self.boot
             return StartWeb(config, boot.admin_hashed_password, boot.secret_key_base)
@@ -143,7 +158,8 @@ class Root(Supervisor):
     # -- status and queries ----------------------------------------------------------------------
 
     def receiveMsg_AppChanged(self, message: AppChanged, sender: Any) -> None:
-        self.apps[message.snapshot.app] = message.snapshot
+        if message.snapshot.app in self.apps:  # not an app removed meanwhile
+            self.apps[message.snapshot.app] = message.snapshot
 
     def receiveMsg_StatusQuery(self, message: StatusQuery, sender: Any) -> None:
         snapshot = DeployexSnapshot(
@@ -191,6 +207,44 @@ class Root(Supervisor):
             message = replace(message, deployer=self.child(deployer_name(message.app)))
         self.send(target, replace(message, reply_to=sender))
 
+    # -- an approved configuration change (actors.config_watcher) ------------------------------
+
+    def receiveMsg_ApplyConfigChange(self, message: ApplyConfigChange, sender: Any) -> None:
+        """Restarted children get the new configuration from `init_message`; running ones are
+        told: every child but the Deployers, and the Deployers of the apps that changed."""
+        self.boot = replace(self.boot, config=message.config)
+        change = message.diff
+        told = ConfigChanged(message.config)
+        for name, address in self.children().items():
+            app = name.removeprefix("deployer:") if name.startswith("deployer:") else None
+            if app is None or app in change.changed_apps:
+                self.send(address, told)
+        for app in change.added_apps:
+            self._start_app(app)
+        for app in change.removed_apps:
+            self._remove_app(app)
+
+    def _start_app(self, name: str) -> None:
+        app = self.boot.config.application(name)
+        self.apps[name] = AppSnapshot(name, app.language, app.replicas)
+        self.start_child(ChildSpec(deployer_name(name), DEPLOYER_CLASS))
+
+    def _remove_app(self, app: str) -> None:
+        """Its replicas are stopped first; then its Deployer (with its Monitors) goes."""
+        deployer = self.child(deployer_name(app))
+        if deployer is None:  # between two lives: nothing runs it now; forget it
+            self._app_removed(app)
+            return
+        inner = uuid.uuid4().hex
+        self.leaving[inner] = app
+        self.send(deployer, StopReplicas(inner))
+
+    def _app_removed(self, app: str) -> None:
+        self.stop_child(deployer_name(app))
+        self.apps.pop(app, None)
+        self._journal("app_removed", f"{app} removed from the configuration: its replicas "
+                      "are stopped")  # fmt: skip
+
     # -- deliberate stop -------------------------------------------------------------------------
 
     def receiveMsg_StopReplicas(self, message: StopReplicas, sender: Any) -> None:
@@ -204,6 +258,9 @@ class Root(Supervisor):
             self.send(address, StopReplicas(inner))
 
     def receiveMsg_Reply(self, message: Reply, sender: Any) -> None:
+        if message.request_id in self.leaving:
+            self._app_removed(self.leaving.pop(message.request_id))
+            return
         entry = self.stopping.get(message.request_id)
         if entry is None:
             return

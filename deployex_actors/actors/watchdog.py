@@ -20,6 +20,7 @@ import psutil
 
 from deployex_actors.actors.base import DeployexActor
 from deployex_actors.actors.messages import (
+    ConfigChanged,
     Journal,
     MetricsQuery,
     Reply,
@@ -78,6 +79,16 @@ class Watchdog(DeployexActor):
 
     def receiveMsg_StorageMoved(self, message: StorageMoved, sender: Any) -> None:
         self.storage = message.storage
+
+    def receiveMsg_ConfigChanged(self, message: ConfigChanged, sender: Any) -> None:
+        """An approved change: monitoring (levels start again from ok, as upstream resets its
+        state) and metrics retention now; the apps added are watched, those removed no more."""
+        before, self.config = self.config, message.config
+        self._known_apps = {app.name for app in message.config.applications}
+        watched = lambda c: (c.monitoring, {a.name: a.monitoring for a in c.applications})  # noqa: E731
+        if watched(before) != watched(message.config):
+            self.levels.clear()
+        self.series.keep(message.config.metrics_retention_time_ms / 1000, self.period)
 
     # -- host and DeployEx -----------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from deployex_actors import __version__
 from deployex_actors.cli import (
     bucket,
     check_config,
+    config,
     events,
     hash_password,
     observer,
@@ -43,6 +44,7 @@ COMMANDS = (
     trace,
     shell,
     check_config,
+    config,
     hash_password,
     bucket,
     upgrade,

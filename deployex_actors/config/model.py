@@ -206,6 +206,8 @@ class Config:
     terminal_idle_timeout_ms: int = checked(900_000, minimum=1_000)
     terminals_max: int = checked(8, minimum=1, maximum=64)
     multi_host: bool = False  # True: thespian listens beyond 127.0.0.1 (firewall it!)
+    # how often the YAML file is read again for changes (docs/config-watcher.md); SIGHUP: at once
+    config_watch_interval_ms: int = checked(30_000, minimum=1_000)
     # where it was read from, and the warnings met while reading it
     source: Path | None = field(default=None, compare=False, metadata=NOT_YAML)
     warnings: tuple[str, ...] = field(default=(), compare=False, metadata=NOT_YAML)

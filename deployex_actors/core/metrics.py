@@ -39,9 +39,17 @@ class Series:
     """Samples per target for `retention_s`, at most `max_samples` each (oldest dropped)."""
 
     def __init__(self, retention_s: float, period_s: float) -> None:
+        self._data: dict[str, deque[Sample]] = {}
+        self.keep(retention_s, period_s)
+
+    def keep(self, retention_s: float, period_s: float) -> None:
+        """(A new) retention: a shorter one drops the older samples now."""
         self.retention_s = retention_s
         self.max_samples = max(int(retention_s / max(period_s, 0.001)) + 2, 2)
-        self._data: dict[str, deque[Sample]] = {}
+        for target, samples in self._data.items():
+            self._data[target] = deque(samples, maxlen=self.max_samples)
+            if samples:
+                self._expire(target, samples[-1].at)
 
     def add(self, target: str, sample: Sample) -> None:
         samples = self._data.setdefault(target, deque(maxlen=self.max_samples))
