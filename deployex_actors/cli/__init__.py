@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from deployex_actors import __version__
 from deployex_actors.cli import (
     bucket,
+    certs,
     check_config,
     events,
     hash_password,
@@ -44,6 +45,7 @@ COMMANDS = (
     check_config,
     hash_password,
     bucket,
+    certs,
 )
 PROG = "deployex"
 
