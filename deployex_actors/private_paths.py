@@ -69,3 +69,23 @@ def check_private_file(path: Path, fd: int) -> None:
         raise NotPrivate(
             f"{path} is open to other users (mode {info.st_mode & 0o777:o}); it must be 0600"
         )
+
+
+def write_whole(path: Path, data: bytes, mode: int) -> Path:
+    """`data` at `path` all at once (temporary file, then rename: a reader sees the old file or
+    the new one), with `mode` from the moment the file exists, whatever the umask."""
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            os.fchmod(fd, mode)
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DeployexError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path

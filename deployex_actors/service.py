@@ -26,7 +26,7 @@ from deployex_actors.beam.tls import TlsOptions
 from deployex_actors.catalog import Catalog, tls_dist_optfile
 from deployex_actors.config import Config, load_config
 from deployex_actors.errors import DeployexError
-from deployex_actors.private_paths import private_folder
+from deployex_actors.private_paths import private_folder, write_whole
 from deployex_actors.secrets import load_secrets
 
 log = logging.getLogger("deployex")
@@ -187,9 +187,18 @@ def _exclusive(path: Path, config: Config) -> Any:
 
 
 def _write_tls_optfile(config: Config, catalog: Catalog) -> str | None:
+    """Check the certificates and write the `-ssl_dist_optfile` shared by DeployEx's replicas.
+
+    Written afresh at each start (a changed folder is picked up), whole (temporary file, then
+    rename: a replica booting meanwhile reads the old file or the new one) and 0400 from its
+    first byte: it names the private key, and nothing but DeployEx should ever change it.
+    """
     if not config.otp_tls_certificates:
         return None
-    path = tls_dist_optfile(catalog.var_path)
-    path.write_text(TlsOptions.from_folder(config.otp_tls_certificates).ssl_dist_optfile())
-    path.chmod(0o600)
-    return str(path)
+    from deployex_actors.certs import check_folder  # cryptography: only when TLS is on
+
+    folder = Path(config.otp_tls_certificates).absolute()  # replicas run in other folders
+    for warning in check_folder(folder):
+        log.warning("%s", warning)
+    optfile = TlsOptions.from_folder(folder).ssl_dist_optfile().encode()
+    return str(write_whole(tls_dist_optfile(catalog.var_path), optfile, 0o400))

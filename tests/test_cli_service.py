@@ -26,8 +26,8 @@ TOP_KEYS = {"version", "pid", "started_at", "host", "apps", "state_error"}
 APP_KEYS = {"app", "language", "replicas_wanted", "desired_version", "error", "replicas", "mode",
             "pinned_version", "ghosts", "rollout"}  # fmt: skip
 REPLICA_KEYS = {"app", "sname", "node", "version", "status", "slot", "ports", "pid", "started_at",
-                "crash_restarts", "forced_restarts", "otp", "adopted", "last_error", "restart_at",
-                "ready_once", "upgrade"}  # fmt: skip
+                "crash_restarts", "forced_restarts", "otp", "mtls", "adopted", "last_error",
+                "restart_at", "ready_once", "upgrade"}  # fmt: skip
 
 
 def cli(service: Service, *args: str) -> str:

@@ -117,6 +117,7 @@ def card_html(
         ("ports", "Ports", ports),
         ("pid", "OS pid", replica.pid or "-"),
         ("otp", "OTP connection", replica.otp.replace("_", " ")),
+        ("mtls", "Distribution", "mTLS on" if replica.mtls else "plain TCP (no mTLS)"),
         ("crash_restarts", "Crash restarts", replica.crash_restarts),
         ("forced_restarts", "Forced restarts", replica.forced_restarts),
         ("uptime", "Uptime", display.ago(replica.uptime_s(now))),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from deployex_actors.actors.messages import (
     Timer,
 )
 from deployex_actors.config import Config, parse_config
+from deployex_actors.config.loader import with_environment
 from deployex_actors.core import config_watch
 from deployex_actors.core.config_watch import Notice, WatchState
 from deployex_actors.errors import ConfigError
@@ -124,7 +126,9 @@ def read_file(path: Path) -> tuple[str, Config | list[str]]:
         return f"unreadable:{exc.errno}", [f"{path}: cannot read the configuration: {exc}"]
     checksum = hashlib.sha256(content).hexdigest()
     try:
-        return checksum, parse_config(content.decode("utf-8"), source=path)
+        # as `deployex run` read it: DEPLOYEX_OTP_TLS_CERT_PATH is not a change of the file
+        config = parse_config(content.decode("utf-8"), source=path)
+        return checksum, with_environment(config, os.environ)
     except UnicodeDecodeError as exc:
         return checksum, [f"{path}: not UTF-8 text: {exc}"]
     except ConfigError as exc:

@@ -480,6 +480,7 @@ class Monitor(DeployexActor):
             crash_restarts=life.crash_restarts,
             forced_restarts=life.forced_restarts,
             otp="connected" if self.links.connected else "not_connected",
+            mtls=self.links.tls is not None,
             adopted=self.adopted,
             last_error=life.last_error or self.pidfile_error,
             restart_at=life.restart_at,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from deployex_actors import __version__
 from deployex_actors.cli import (
     bucket,
+    certs,
     check_config,
     config,
     events,
@@ -48,6 +49,7 @@ COMMANDS = (
     hash_password,
     bucket,
     upgrade,
+    certs,
 )
 PROG = "deployex"
 

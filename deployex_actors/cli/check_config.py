@@ -32,6 +32,7 @@ def summary(config: Config) -> str:
         f"  secrets       {config.secrets_adapter}"
         + (f" {config.secrets_path}" if config.secrets_path else ""),
         f"  state         {config.var_path}",
+        f"  distribution  {_distribution(config)}",
         f"  logs          {config.log_path} (replicas: {config.monitored_app_log_path})",
         f"  host watch    {_monitoring(config.monitoring)}",
         f"  applications  {len(config.applications)}",
@@ -46,6 +47,12 @@ def summary(config: Config) -> str:
             f"watch {_monitoring(app.monitoring)}"
         )
     return "\n".join(lines)
+
+
+def _distribution(config: Config) -> str:
+    if config.otp_tls_certificates:
+        return f"mutual TLS, certificates in {config.otp_tls_certificates}"
+    return "plain TCP (the cookie only)"
 
 
 def _monitoring(entries: tuple) -> str:

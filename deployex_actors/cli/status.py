@@ -46,6 +46,7 @@ def render(snapshot: DeployexSnapshot) -> str:
                 f"  {r.sname:<20} {r.status:<12} {r.version:<10} pid {r.pid or '-':<8} "
                 f"{ports:<12} up {_duration(uptime) if uptime is not None else '-':<8} "
                 f"crashes {r.crash_restarts} forced {r.forced_restarts} otp {r.otp}"
+                + (" (mTLS)" if r.mtls else "")
             )
             if r.last_error:
                 lines.append(f"    last error: {r.last_error}")

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, Field, fields, is_dataclass
+from dataclasses import MISSING, Field, fields, is_dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -28,6 +28,9 @@ from deployex_actors.errors import ConfigError
 log = logging.getLogger(__name__)
 
 CONFIG_PATH_ENV = "DEPLOYEX_CONFIG_YAML_PATH"
+# Upstream's running DeployEx reads its certificates folder from this variable only (its installer
+# writes `otp_tls_certificates` into the unit as this variable), so when set it wins over the key.
+TLS_CERT_PATH_ENV = "DEPLOYEX_OTP_TLS_CERT_PATH"
 # The demo configuration of a source checkout; used when neither --config nor the env var is set.
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "local.yaml"
 
@@ -54,7 +57,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> model.Config:
         raise ConfigError(f"{source}: configuration file not found{hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read configuration: {exc}") from None
-    config = parse_config(text, source=source)
+    config = with_environment(parse_config(text, source=source), os.environ)
     for warning in config.warnings:
         log.warning("%s: %s", source, warning)
     return config
@@ -75,6 +78,20 @@ def parse_config(text: str, source: Path | None = None) -> model.Config:
     if config is None:
         raise ConfigError([f"{where}{p}" for p in reader.problems])
     return config
+
+
+def with_environment(config: model.Config, environ: Mapping[str, str]) -> model.Config:
+    """`DEPLOYEX_OTP_TLS_CERT_PATH`, when set, as `otp_tls_certificates` (see TLS_CERT_PATH_ENV)."""
+    folder = environ.get(TLS_CERT_PATH_ENV)
+    if not folder or folder == config.otp_tls_certificates:
+        return config
+    warnings = config.warnings
+    if config.otp_tls_certificates:
+        warnings += (
+            f"otp_tls_certificates {config.otp_tls_certificates!r} is overridden by "
+            f"{TLS_CERT_PATH_ENV}={folder!r}",
+        )
+    return replace(config, otp_tls_certificates=folder, warnings=warnings)
 
 
 # -- what the model's fields say -------------------------------------------------------------------

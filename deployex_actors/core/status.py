@@ -31,6 +31,9 @@ class ReplicaSnapshot:
     crash_restarts: int = 0
     forced_restarts: int = 0
     otp: str = "not_connected"  # connected | not_connected
+    # Distribution over mutual TLS: started with `-proto_dist inet_tls`, and DeployEx links to it
+    # over TLS only, so `otp == "connected"` means the certificates were accepted both ways.
+    mtls: bool = False
     adopted: bool = False
     last_error: str | None = None
     restart_at: float | None = None  # when a restart is scheduled (crash backoff)
