@@ -36,6 +36,7 @@ from dashboards.context import DashboardContext
 from dashboards.login import HomeHandler, LoginContext, LoginHandler, LogoutHandler
 from dashboards.pages.applications import ApplicationsPage
 from dashboards.pages.base import Page
+from dashboards.pages.history import HistoryPage
 from dashboards.pages.journal import JournalPage
 from dashboards.pages.logs import LogsPage
 from dashboards.pages.observer import ObserverPage
@@ -50,6 +51,7 @@ PAGES: tuple[type[Page], ...] = (
     ApplicationsPage,
     VersionsPage,
     LogsPage,
+    HistoryPage,
     PlotsPage,
     JournalPage,
     TerminalPage,

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from deployex_actors.beam import Atom, connect
 from deployex_actors.core.status import AppSnapshot
 from tests.beam_fixtures import ReleaseDist, wait_until
+from tests.browser import UI_DEADLINE_MS, dashboard_secrets, get, log_in, running_dashboard
 from tests.deployex_service import (
     DEPLOYEX,
     Service,
@@ -40,9 +42,9 @@ def all_running(count: int):
     return check
 
 
-def say(node: str, *lines: str) -> None:
+def say(node: str, *lines: str, cookie: str = "cookie") -> None:
     """The replica prints these lines on its own stdout."""
-    with connect(node, "cookie") as link:
+    with connect(node, cookie) as link:
         for line in lines:
             link.rpc("io", "put_chars", [Atom("user"), f"{line}\n".encode()])
 
@@ -186,3 +188,45 @@ def test_the_byte_cap_holds_under_a_flood_and_the_other_replica_is_still_heard(
 def _skipped(service: Service, sname: str) -> bool:
     lines = service.client().logs(sname=sname, since_s=3600, grep="bytes skipped").lines
     return bool(lines)
+
+
+def test_the_history_page_shows_a_retired_snames_last_lines_and_downloads_them(
+    release_dist: ReleaseDist, tmp_path: Path, page
+) -> None:
+    secrets = dashboard_secrets()
+    config = started(tmp_path, release_dist, dashboard_enabled=True)
+    env = {**os.environ, **secrets}
+    with (
+        running_service(config, tmp_path, env=env) as service,
+        running_dashboard(config, tmp_path, secrets) as dashboard,
+    ):
+        (old,) = service.wait_app(APP, all_running(1), "running").replicas
+        last = [f"retired {old.sname} said {i}" for i in range(3)]
+        say(old.node, *last, cookie=secrets["DEPLOYEX_ERLANG_COOKIE"])
+        os.kill(old.pid, signal.SIGKILL)
+        node_down = f"DeployEx detected node down for node: {old.node}"
+        wait_until(lambda: history_has(service, node_down), 30, "the node-down line")
+        service.wait_app(APP, all_running(1), "crash-restarted")
+        service.client().full_restart(APP, actor="test")  # a new sname: the old one is gone
+        service.wait_app(APP, lambda a: all_running(1)(a) and a.replicas[0].sname != old.sname,
+                         "replaced by a new sname", deadline_s=90)  # fmt: skip
+        assert get(f"{dashboard.url}/history")[0] == 302  # behind the login
+        log_in(page, dashboard, path=f"/history?sname={old.sname}")
+        page.wait_for_url("**/history*")
+        table = page.locator(".dx-history")
+        for text in (*last, node_down):
+            expect(table).to_contain_text(text, timeout=UI_DEADLINE_MS)
+        expect(page.locator(".dx-history-services")).to_contain_text(old.sname)
+        text = page.locator(".dx-history-text input")
+        text.fill("SAID 1")
+        text.press("Enter")
+        expect(table.locator(".tabulator-row")).to_have_count(1, timeout=UI_DEADLINE_MS)
+        expect(table).to_contain_text(last[1])
+        text.fill("")
+        text.press("Enter")
+        expect(table).to_contain_text(node_down, timeout=UI_DEADLINE_MS)
+        with page.expect_download() as download:
+            page.locator(".dx-history-download").get_by_text("Download").click()
+        body = Path(download.value.path()).read_text()
+        assert f"{old.sname} stdout {last[0]}" in body
+        assert body.index(last[2]) < body.index(f"{old.sname} stderr {node_down}")

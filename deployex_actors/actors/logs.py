@@ -131,7 +131,13 @@ class Logs(DeployexActor):
             return
         if self.config.logs_retention_time_ms is None:
             return
-        self._pass()  # the replica's last lines come before the node-down line
+        # the replica's last lines come before the node-down line, even if their inotify events
+        # are still queued (the actor may hear of the crash first)
+        self.follower.on_events(
+            self.follower.inotify.read_events(), self.config.logs_retention_time_ms
+        )
+        self.follower.mark_changed(entry.sname)
+        self._pass()
         text = node_down_line(node_name(entry.sname))
         at_ms = max(int(message.at * 1000), int(time.time() * 1000))
         self._store([NewLine(at_ms, entry.app or "", entry.sname, "stderr", text)], {})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import UTC, datetime
 
 from deployex_actors.cli.attach import add_config_option, facade
 from deployex_actors.core.log_history import (
@@ -15,6 +14,7 @@ from deployex_actors.core.log_history import (
     STREAMS,
     HistoryLine,
     HistoryResult,
+    line_row,
     parse_duration_s,
 )
 
@@ -83,6 +83,4 @@ def run(args: argparse.Namespace) -> int:
 
 def _print(lines: tuple[HistoryLine, ...]) -> None:
     for line in lines:
-        at = datetime.fromtimestamp(line.at_ms / 1000, UTC)
-        print(f"{at:%Y-%m-%d %H:%M:%S}.{line.at_ms % 1000:03d} {line.sname} {line.stream} "
-              f"{line.text}", flush=True)  # fmt: skip
+        print(line_row(line), flush=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from deployex_actors.catalog import app_of_sname
 
@@ -207,6 +208,27 @@ def parse_duration_s(text: str) -> float:
     if match is None:
         raise ValueError(f"{text!r} is not a duration: write e.g. 90s, 15m, 2h or 1d")
     return float(match[1]) * _UNIT_S[match[2]]
+
+
+RANGES = (("1 min", 60), ("5 min", 300), ("15 min", 900), ("1 hour", 3600), ("6 hours", 21600),
+          ("1 day", 86400), ("1 week", 604800))  # fmt: skip
+
+
+def range_choices(retention_ms: int | None) -> list[tuple[str, int]]:
+    """The History page's ranges that the retention can fill (the shortest one at least)."""
+    fits = [(label, s) for label, s in RANGES if retention_ms and s * 1000 <= retention_ms]
+    return fits or [RANGES[0]]
+
+
+def line_time(at_ms: int) -> str:
+    """A line's time as UTC "2026-01-31 12:00:05.123" (the CLI, the page, the download)."""
+    at = datetime.fromtimestamp(at_ms / 1000, UTC)
+    return f"{at:%Y-%m-%d %H:%M:%S}.{at_ms % 1000:03d}"
+
+
+def line_row(line: HistoryLine) -> str:
+    """`TIME SNAME STREAM LINE`, as `deployex logs` prints and the page downloads."""
+    return f"{line_time(line.at_ms)} {line.sname} {line.stream} {line.text}"
 
 
 def node_down_line(node: str) -> str:

@@ -153,6 +153,10 @@ class Follower:
                 else:
                     self._add_file(folder, event.name, app, retention_ms)
 
+    def mark_changed(self, sname: str) -> None:
+        """Read the files of `sname` in the next pass, whatever inotify said so far."""
+        self.dirty.update(key for key, f in self.files.items() if f.sname == sname)
+
     def rescan(self, retention_ms: int | None) -> None:
         """Every file again (a lost event, the minute's check): a change missed is read."""
         for wd in list(self.folders):
