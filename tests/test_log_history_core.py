@@ -260,3 +260,11 @@ def test_a_flooding_file_is_skipped_ahead_with_one_marker(tmp_path: Path) -> Non
     assert len(markers) == 1
     assert len([t for t in texts if t.startswith("z")]) <= READ_BUDGET // 100
     follower.close()
+
+
+def test_grep_takes_percent_and_underscore_literally(tmp_path: Path) -> None:
+    store = LogStore(tmp_path / "logs.db")
+    store.append([_line(1, text="100% done"), _line(2, text="1000 done"),
+                  _line(3, text="a_b"), _line(4, text="axb")], {})  # fmt: skip
+    assert [x.text for x in store.query(0, grep="0% D").lines] == ["100% done"]
+    assert [x.text for x in store.query(0, grep="a_b").lines] == ["a_b"]
