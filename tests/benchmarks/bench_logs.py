@@ -109,8 +109,9 @@ def idle(logs_pid: int, seconds: float) -> None:
     cpu0, t0 = cpu_seconds(logs_pid), time.monotonic()
     time.sleep(seconds)  # the measured interval itself
     cpu, elapsed = cpu_seconds(logs_pid) - cpu0, time.monotonic() - t0
+    rss = psutil.Process(logs_pid).memory_full_info().uss / 2**20
     print(f"\nidle: the Logs actor spent {cpu:.3f} CPU-s in {elapsed:.0f} s "
-          f"= {cpu * 60 / elapsed:.3f} CPU-s/min")  # fmt: skip
+          f"= {cpu * 60 / elapsed:.3f} CPU-s/min; its own memory (USS) {rss:.1f} MiB")  # fmt: skip
 
 
 def queries(service: Service, snames: list[str]) -> None:
