@@ -97,6 +97,19 @@ def test_a_killed_replicas_last_lines_and_node_down_are_in_deployex_logs(
         assert node_down in stderr_only and last[0] not in stderr_only
         grep = cli_logs(service, APP, "--grep", "LAST WORDS 1")
         assert [r.split(" ", 4)[4] for r in grep.splitlines()] == [last[1]]
+        follow_out = tmp_path / "follow.out"
+        follower = subprocess.Popen(
+            [DEPLOYEX, "logs", APP, "--follow", "--config", str(service.config_path)],
+            stdout=follow_out.open("w"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: node_down in follow_out.read_text(), 30, "the history first")
+            say(other.node, "said while followed")
+            wait_until(lambda: "said while followed" in follow_out.read_text(), 30, "a new line")
+        finally:
+            follower.send_signal(signal.SIGINT)
+            assert follower.wait(10) == 0  # Ctrl-C ends a follow quietly
+        assert follow_out.read_text().count("said while followed") == 1
 
 
 def test_a_deployex_restart_keeps_the_history_and_reads_nothing_twice(
