@@ -106,6 +106,8 @@ def test_a_killed_replicas_last_lines_and_node_down_are_in_deployex_logs(
             wait_until(lambda: node_down in follow_out.read_text(), 30, "the history first")
             say(other.node, "said while followed")
             wait_until(lambda: "said while followed" in follow_out.read_text(), 30, "a new line")
+            say(other.node, "and then this")  # a later poll: the first line is not printed again
+            wait_until(lambda: "and then this" in follow_out.read_text(), 30, "another line")
         finally:
             follower.send_signal(signal.SIGINT)
             assert follower.wait(10) == 0  # Ctrl-C ends a follow quietly
