@@ -37,6 +37,7 @@ from dashboards.login import HomeHandler, LoginContext, LoginHandler, LogoutHand
 from dashboards.pages.applications import ApplicationsPage
 from dashboards.pages.base import Page
 from dashboards.pages.config import ConfigPage
+from dashboards.pages.history import HistoryPage
 from dashboards.pages.journal import JournalPage
 from dashboards.pages.logs import LogsPage
 from dashboards.pages.observer import ObserverPage
@@ -51,6 +52,7 @@ PAGES: tuple[type[Page], ...] = (
     ApplicationsPage,
     VersionsPage,
     LogsPage,
+    HistoryPage,
     PlotsPage,
     JournalPage,
     ConfigPage,

@@ -4,6 +4,7 @@ Disk layout (compatible with upstream DeployEx):
 
     {var_path}/                                            private: 0700, DeployEx's user only
     {var_path}/deployex.db                                 durable state (SQLite, WAL)
+    {var_path}/logs.db                                     log history (SQLite, WAL)
     {var_path}/actor_system.key                            key that signs actor system frames
     {var_path}/samples.sock                                the sample channel (Monitors -> Watchdog)
     {var_path}/service/{app}/{sname}/{new,current,previous}/
@@ -47,6 +48,11 @@ def app_of_sname(sname: str) -> str | None:
     """The app an sname belongs to, or None when it is not an sname."""
     match = _SNAME_RE.match(sname)
     return match["app"] if match else None
+
+
+def is_app_name(name: str) -> bool:
+    """Whether `name` could be an app's name (a folder of `monitored_app_log_path`)."""
+    return app_of_sname(f"{name}-{'0' * SNAME_SUFFIX_LENGTH}") == name
 
 
 def short_hostname() -> str:
@@ -120,6 +126,11 @@ class Catalog:
     @property
     def thespian_log(self) -> Path:
         return self.log_path / "thespian.log"
+
+    @property
+    def logs_db(self) -> Path:
+        # the log history (SQLite, WAL), written only by the Logs actor
+        return self.var_path / "logs.db"
 
     @property
     def actor_key(self) -> Path:

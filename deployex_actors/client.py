@@ -2,6 +2,7 @@
 
     dx = DeployEx.attach()          # probes the admin port first; never starts a system
     dx.status(); dx.versions("myapp"); dx.restart("myapp"); dx.events(app="myapp")
+    dx.logs("myapp", since_s=600, grep="error")   # the log history
 
 Every request carries a request id; a late reply to an earlier request is dropped, never taken
 for the answer to this one.
@@ -10,6 +11,8 @@ for the answer to this one.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from deployex_actors.actors import messages, system
@@ -18,6 +21,7 @@ from deployex_actors.catalog import Catalog
 from deployex_actors.config import Config, load_config
 from deployex_actors.core.config_diff import ConfigDiff
 from deployex_actors.core.config_watch import PendingConfig
+from deployex_actors.core.log_history import DEFAULT_LIMIT, STREAMS, HistoryResult, LogService
 from deployex_actors.core.status import DeployexSnapshot
 from deployex_actors.errors import DeployexError
 
@@ -126,6 +130,31 @@ class DeployEx:
         """Add an entry to the event journal (front ends: logins, logouts, ...)."""
         entry = messages.Journal(kind, message, actor, app, sname)
         self._call(messages.Record(system.request_id(), entry))
+
+    def logs(
+        self,
+        app: str | None = None,
+        sname: str | Sequence[str] | None = None,
+        since_s: float = 900.0,
+        until: float | None = None,
+        grep: str | None = None,
+        streams: Sequence[str] = STREAMS,
+        limit: int = DEFAULT_LIMIT,
+        after_id: int | None = None,
+    ) -> HistoryResult:
+        """Kept log lines (history) of the last `since_s` seconds (up to `until`, epoch s), of
+        one sname or several (None: all; "deployex" is DeployEx's own), or of every replica of
+        `app`, containing `grep` (case-insensitive), in chronological order: the newest `limit`
+        (at most 10000; `capped` says more matched), or with `after_id` the next after that
+        line's id (for following)."""
+        snames = (sname,) if isinstance(sname, str) else None if sname is None else tuple(sname)
+        request = messages.LogsQuery(system.request_id(), time.time() - since_s, until, snames,
+                                     app, tuple(streams), grep, limit, after_id)  # fmt: skip
+        return self._call(request)
+
+    def log_services(self) -> list[LogService]:
+        """Every service with kept lines: snames, running or gone, and "deployex"."""
+        return self._call(messages.LogServicesQuery(system.request_id()))
 
     def metrics(self, target: str = "host", since: float = 0.0) -> list:
         """Samples (`core.metrics.Sample`) of `host`, `deployex` or a replica's sname newer than

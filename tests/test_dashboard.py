@@ -35,7 +35,7 @@ from tests.deployex_service import Service, app_entry, publish, running_service,
 pytestmark = pytest.mark.slow
 APP = "mygleamapp"
 TOKEN = "metrics-token-for-tests"
-PAGES = ("/applications", "/versions", "/logs", "/plots", "/journal", "/config")
+PAGES = ("/applications", "/versions", "/logs", "/history", "/plots", "/journal", "/config")
 MONITORING = [{"type": kind} for kind in ("process", "port", "atom")]
 
 

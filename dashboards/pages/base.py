@@ -26,6 +26,7 @@ NAVIGATION = (
     ("/applications", "Applications"),
     ("/versions", "Versions & ghosts"),
     ("/logs", "Logs"),
+    ("/history", "History logs"),
     ("/plots", "Plots"),
     ("/journal", "Journal"),
     ("/config", "Configuration"),

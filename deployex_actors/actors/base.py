@@ -72,6 +72,11 @@ class DeployexActor(ActorTypeDispatcher):
     def watch(self, fd: int, callback: Callable[[], None]) -> None:
         self._watches[fd] = callback
 
+    def pause_watch(self, fd: int) -> None:
+        """Stop selecting on `fd` (kept open) until `watch` again: a busy source is then read
+        once per pass instead of waking the actor on every change."""
+        self._watches.pop(fd, None)
+
     def unwatch(self, fd: int | None) -> None:
         if fd is not None and self._watches.pop(fd, None) is not None:
             os.close(fd)

@@ -205,6 +205,28 @@ class MetricsQuery(Request):
 
 
 @dataclass(frozen=True)
+class LogsQuery(Request):
+    """The Logs actor: kept lines newer than `since` (epoch s) and not newer than `until`, of
+    `snames` (None: all) or of `app`, of `streams`, containing `grep` (case-insensitive); the
+    newest `limit`, or with `after_id` the oldest after that line (a follower's cursor).
+    Answered with a core.log_history.HistoryResult."""
+
+    since: float
+    until: float | None = None
+    snames: tuple[str, ...] | None = None
+    app: str | None = None
+    streams: tuple[str, ...] = ("stdout", "stderr")
+    grep: str | None = None
+    limit: int = 1000
+    after_id: int | None = None
+
+
+@dataclass(frozen=True)
+class LogServicesQuery(Request):
+    """The Logs actor: every service with kept lines (core.log_history.LogService)."""
+
+
+@dataclass(frozen=True)
 class RestartDeployex(Request):
     """Restart DeployEx itself; its replicas keep running and are adopted again."""
 
@@ -298,6 +320,11 @@ class StorageMoved:
     """Storage was restarted and has a new address."""
 
     storage: Any
+
+
+@dataclass(frozen=True)
+class StartLogs:
+    config: Config
 
 
 @dataclass(frozen=True)

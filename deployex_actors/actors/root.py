@@ -1,5 +1,6 @@
-"""The root supervisor, globalName "deployex": Storage, the Watchdog, the Web (dashboard) and
-one Deployer per app; the status cache the front ends read; the router of their requests.
+"""The root supervisor, globalName "deployex": Storage, the Watchdog, the Logs (history), the
+Web (dashboard) and one Deployer per app; the status cache the front ends read; the router of
+their requests.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from deployex_actors.actors.messages import (
     GhostsQuery,
     Journal,
     JournalSubscribers,
+    LogServicesQuery,
+    LogsQuery,
     MetricsQuery,
     ObserverCall,
     PendingConfigQuery,
@@ -40,6 +43,7 @@ from deployex_actors.actors.messages import (
     ShellCommandQuery,
     StartConfigWatcher,
     StartDeployer,
+    StartLogs,
     StartStorage,
     StartWatchdog,
     StartWeb,
@@ -60,9 +64,10 @@ STORAGE = ChildSpec("storage", "deployex_actors.actors.storage.Storage")
 WATCHDOG = ChildSpec("watchdog", "deployex_actors.actors.watchdog.Watchdog")
 WEB = ChildSpec("web", "deployex_actors.actors.web.Web")
 CONFIG_WATCHER = ChildSpec("config_watcher", "deployex_actors.actors.config_watcher.ConfigWatcher")
+LOGS = ChildSpec("logs", "deployex_actors.actors.logs.Logs")
 DEPLOYER_CLASS = "deployex_actors.actors.deployer.Deployer"
 # children that get every journal entry from Storage (`Journaled`), started after it
-JOURNAL_SUBSCRIBERS: tuple[ChildSpec, ...] = ()
+JOURNAL_SUBSCRIBERS: tuple[ChildSpec, ...] = (LOGS,)
 
 
 def deployer_name(app: str) -> str:
@@ -81,6 +86,8 @@ ROUTES: dict[type[Request], Route] = {
     VersionsQuery: Route(STORAGE.name),
     EventsQuery: Route(STORAGE.name),
     MetricsQuery: Route(WATCHDOG.name),
+    LogsQuery: Route(LOGS.name),
+    LogServicesQuery: Route(LOGS.name),
     GhostsQuery: Route(STORAGE.name, per_app=True),
     Unghost: Route(STORAGE.name, per_app=True, reconsider=True),
     SetMode: Route(None, per_app=True),  # the Deployer's Fetcher checks the bucket first
@@ -129,6 +136,8 @@ class Root(Supervisor):
             return StartWatchdog(config, self.child(STORAGE.name))
         if name == CONFIG_WATCHER.name:
             return StartConfigWatcher(config, self.child(STORAGE.name))
+        if name == LOGS.name:
+            return StartLogs(config)
         if name == WEB.name:
             boot = self.boot
             return StartWeb(config, boot.admin_hashed_password, boot.secret_key_base)

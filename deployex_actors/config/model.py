@@ -205,6 +205,8 @@ class Config:
     terminals: bool = True
     terminal_idle_timeout_ms: int = checked(900_000, minimum=1_000)
     terminals_max: int = checked(8, minimum=1, maximum=64)
+    # log history: the oldest lines go first beyond this many bytes (lines + 64 B each)
+    logs_max_bytes: int = checked(256 * 1024 * 1024, minimum=1024 * 1024)
     multi_host: bool = False  # True: thespian listens beyond 127.0.0.1 (firewall it!)
     # how often the YAML file is read again for changes (docs/config-watcher.md); SIGHUP: at once
     config_watch_interval_ms: int = checked(30_000, minimum=1_000)
