@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -271,14 +272,22 @@ def test_past_the_limit_a_terminal_is_refused_and_an_idle_one_is_closed(
     limits = {"terminals_max": 2, "terminal_idle_timeout_ms": 4000}
     with demo_of(release_dist, tmp_path, ("mygleamapp",), **limits) as demo, ExitStack() as stack:
         pages = [stack.enter_context(new_page(browser)) for _ in range(3)]
-        pids = [open_terminal(p, demo, target="host") for p in pages[:2]]
+        busy = open_terminal(pages[0], demo, target="host")
+        run(pages[0], "while :; do date; sleep 1; done")  # it writes each second: not idle
+        idle = open_terminal(pages[1], demo, target="host")
         log_in(pages[2], demo.dashboard, path="/terminal/open?target=host")
         pages[2].get_by_role("button", name=re.compile("Open a shell")).click()
         expect(pages[2].locator(".dx-terminal-status")).to_contain_text(
             "2 terminals are open, the most this dashboard allows (terminals_max: 2)"
         )
-        for pid in pids:  # nobody types: each is closed once idle for 4 s
-            wait_until(lambda pid=pid: gone(pid), 20, "an idle terminal closed")
+        wait_until(lambda: gone(idle), 20, "the idle terminal closed")
+        # The busy one, opened first, outlives another idle period (a close takes a moment).
+        outlived = time.monotonic() + 6
+        while time.monotonic() < outlived:
+            assert not gone(busy), "a terminal that writes was closed as idle"
+            time.sleep(0.2)  # polling a condition that must keep holding, not waiting for one
+        pages[0].keyboard.press("Control+c")  # quiet now: closed once idle for 4 s
+        wait_until(lambda: gone(busy), 20, "the terminal closed once quiet")
         wait_until(lambda: not demo.tmux_sockets(), 10, "their tmux servers ended")
         closes = [e.message for e in demo.service.client().events(kind="terminal_close")]
         assert sum("idle for 4 s" in m for m in closes) == 2, closes
