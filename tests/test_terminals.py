@@ -135,12 +135,13 @@ def test_a_host_terminal_runs_tmux_follows_the_browser_size_and_ends_with_the_lo
     assert wait_file(out, "the host shell's answer") == "42"
     assert psutil.Process(pid).name() == "tmux: client"
     # Ctrl-C interrupts the foreground program (the terminal is its controlling tty)
-    status = demo.tmp / "status.out"
-    run(page, "sleep 60")
-    page.wait_for_timeout(300)
+    status, started = demo.tmp / "status.out", demo.tmp / "sleep.pid"
+    run(page, f"sh -c 'echo $$ > {started}; exec sleep 60'")
+    sleeper = int(wait_file(started, "the foreground program started"))
     page.keyboard.press("Control+c")
     run(page, f"echo $? > {status}")
     assert wait_file(status, "the interrupted sleep's status") == "130"
+    wait_until(lambda: gone(sleeper), 10, "the interrupted program ended")
     # Unicode typed in the browser reaches the program as UTF-8
     text = demo.tmp / "unicode.out"
     run(page, f"echo 'héllo €' > {text}")
@@ -148,15 +149,22 @@ def test_a_host_terminal_runs_tmux_follows_the_browser_size_and_ends_with_the_lo
     (sock,) = demo.tmux_sockets()
     assert sock.stat().st_mode & 0o077 == 0 and sock.parent.stat().st_mode & 0o077 == 0
 
-    sizes = []
-    for width, height in ((1400, 1000), (800, 500)):
-        page.set_viewport_size({"width": width, "height": height})
-        size = demo.tmp / f"size-{width}.out"
-        page.locator(".xterm").first.click()
-        run(page, f"sleep 0.5; stty size > {size}")
-        sizes.append(wait_file(size, f"stty size at {width}x{height}"))
-    larger, smaller = (tuple(map(int, s.split())) for s in sizes)  # rows, columns
-    assert smaller[1] < larger[1], sizes  # columns follow the width (the height is fixed)
+    sizes: list[str] = []
+
+    def measured() -> int:
+        """The shell's columns now (`stty size` says rows and columns)."""
+        size = demo.tmp / f"size-{len(sizes)}.out"
+        run(page, f"stty size > {size}")
+        sizes.append(wait_file(size, "stty size"))
+        return int(sizes[-1].split()[1])
+
+    page.set_viewport_size({"width": 1400, "height": 1000})  # as wide as it was
+    page.locator(".xterm").first.click()
+    wide = measured()
+    page.set_viewport_size({"width": 800, "height": 500})
+    page.locator(".xterm").first.click()
+    # the columns follow the width (the height is fixed), once the resize has reached the PTY
+    wait_until(lambda: measured() < wide, 20, "fewer columns in a narrower browser", 0.5)
 
     page.goto(f"{demo.url}/logout")
     wait_until(lambda: gone(pid), 10, "the terminal's process ended by the logout")
