@@ -166,8 +166,11 @@ def test_a_host_terminal_runs_tmux_follows_the_browser_size_and_ends_with_the_lo
     # the columns follow the width (the height is fixed), once the resize has reached the PTY
     wait_until(lambda: measured() < wide, 20, "fewer columns in a narrower browser", 0.5)
 
-    page.goto(f"{demo.url}/logout")
+    # the logout link's request, with the page's cookies; a goto() raced the page's own move
+    # to the login once it saw its session end (net::ERR_ABORTED)
+    assert page.context.request.get(f"{demo.url}/logout").ok
     wait_until(lambda: gone(pid), 10, "the terminal's process ended by the logout")
+    page.wait_for_url("**/login*")  # the page follows its session out
     wait_until(lambda: not demo.tmux_sockets(), 10, "the tmux server ended")
 
     def journaled() -> bool:
