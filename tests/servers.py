@@ -94,6 +94,7 @@ class HangingProxy:
 
         target = urllib.parse.urlsplit(upstream)
         self.held = threading.Event()  # a GET is being held now
+        self.let_through = 0  # held GETs passed on since (by release() or after hold_s)
         self._released = threading.Event()
         proxy = self
 
@@ -108,6 +109,7 @@ class HangingProxy:
                 if self.command == "GET" and hang in self.path:
                     proxy.held.set()
                     proxy._released.wait(hold_s)
+                    proxy.let_through += 1  # a lost race never turns a count of 1+ into 0
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
@@ -135,10 +137,6 @@ class HangingProxy:
         self._server.daemon_threads = True
         self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def released(self) -> bool:
-        return self._released.is_set()
 
     def release(self) -> None:
         self._released.set()

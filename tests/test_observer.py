@@ -130,6 +130,10 @@ def test_reductions_since_the_last_refresh_put_the_busy_process_on_top(service) 
     assert busy.get(SERVER, 0) > 1000, busy
     values = [p["value"] for p in second["processes"]]
     assert values == sorted(values, reverse=True)
+    # nothing for the server to do until the next refresh: little or nothing since the last one
+    third = dx.observe(APP, replica.sname, "top", "reductions_delta", 10, actor="test")
+    quiet = {p["name"]: p["value"] for p in third["processes"]}
+    assert quiet.get(SERVER, 0) < busy[SERVER] / 10, (quiet, busy)
 
 
 @pytest.mark.slow

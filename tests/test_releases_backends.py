@@ -328,10 +328,8 @@ def test_release_endpoint_url_points_at_an_s3_compatible_store(
 def test_gcs_emulator_on_a_closed_port_is_unreachable_quickly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from deployex_actors.releases.gcs import GcsStore
-
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://{LOOPBACK}:{free_port()}")
-    store = GcsStore("releases", ACCOUNT, retry_budget_s=1.0)
+    store = release_store(_config("gcp-storage", "releases"))  # DeployEx's own retry budget
     started = time.monotonic()
     with pytest.raises(BucketUnreachable, match="cannot reach GCS bucket 'releases'"):
         store.read_current(APP)

@@ -35,7 +35,7 @@ def test_process_usage_reads_what_psutil_reads() -> None:
     _rss, busy = usage.read()
     # what we really got, which a loaded machine makes less than 100 %
     share = 100 * (time.process_time() - cpu_before) / (time.monotonic() - wall)
-    assert busy > 5 and abs(busy - share) < 20, (busy, share)
+    assert abs(busy - share) < 0.25 * share, (busy, share)  # a halved reading fails
     assert abs(busy - process.cpu_percent(None)) < 30
     usage.close()
 

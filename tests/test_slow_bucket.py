@@ -77,7 +77,8 @@ def test_a_hung_tarball_download_blocks_no_query_no_page_and_no_other_app(
                 page.set_default_timeout(30_000)
                 log_in(page, dashboard, path=f"/versions?app={OTHER}")
                 page.get_by_text("0.1.0").first.wait_for()
-            assert not proxy.released, "all of the above happened while the tarball was held"
+            # all of the above happened while the tarball was held: no GET of it got through
+            assert proxy.let_through == 0 and service.app(HUNG).replicas == ()
 
             proxy.release()
             service.wait_app(HUNG, one_running, f"{HUNG} deployed once its bucket answers", 120)

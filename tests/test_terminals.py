@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -134,12 +135,13 @@ def test_a_host_terminal_runs_tmux_follows_the_browser_size_and_ends_with_the_lo
     assert wait_file(out, "the host shell's answer") == "42"
     assert psutil.Process(pid).name() == "tmux: client"
     # Ctrl-C interrupts the foreground program (the terminal is its controlling tty)
-    status = demo.tmp / "status.out"
-    run(page, "sleep 60")
-    page.wait_for_timeout(300)
+    status, started = demo.tmp / "status.out", demo.tmp / "sleep.pid"
+    run(page, f"sh -c 'echo $$ > {started}; exec sleep 60'")
+    sleeper = int(wait_file(started, "the foreground program started"))
     page.keyboard.press("Control+c")
     run(page, f"echo $? > {status}")
     assert wait_file(status, "the interrupted sleep's status") == "130"
+    wait_until(lambda: gone(sleeper), 10, "the interrupted program ended")
     # Unicode typed in the browser reaches the program as UTF-8
     text = demo.tmp / "unicode.out"
     run(page, f"echo 'héllo €' > {text}")
@@ -147,18 +149,28 @@ def test_a_host_terminal_runs_tmux_follows_the_browser_size_and_ends_with_the_lo
     (sock,) = demo.tmux_sockets()
     assert sock.stat().st_mode & 0o077 == 0 and sock.parent.stat().st_mode & 0o077 == 0
 
-    sizes = []
-    for width, height in ((1400, 1000), (800, 500)):
-        page.set_viewport_size({"width": width, "height": height})
-        size = demo.tmp / f"size-{width}.out"
-        page.locator(".xterm").first.click()
-        run(page, f"sleep 0.5; stty size > {size}")
-        sizes.append(wait_file(size, f"stty size at {width}x{height}"))
-    larger, smaller = (tuple(map(int, s.split())) for s in sizes)  # rows, columns
-    assert smaller[1] < larger[1], sizes  # columns follow the width (the height is fixed)
+    sizes: list[str] = []
 
-    page.goto(f"{demo.url}/logout")
+    def measured() -> int:
+        """The shell's columns now (`stty size` says rows and columns)."""
+        size = demo.tmp / f"size-{len(sizes)}.out"
+        run(page, f"stty size > {size}")
+        sizes.append(wait_file(size, "stty size"))
+        return int(sizes[-1].split()[1])
+
+    page.set_viewport_size({"width": 1400, "height": 1000})  # as wide as it was
+    page.locator(".xterm").first.click()
+    wide = measured()
+    page.set_viewport_size({"width": 800, "height": 500})
+    page.locator(".xterm").first.click()
+    # the columns follow the width (the height is fixed), once the resize has reached the PTY
+    wait_until(lambda: measured() < wide, 20, "fewer columns in a narrower browser", 0.5)
+
+    # the logout link's request, with the page's cookies; a goto() raced the page's own move
+    # to the login once it saw its session end (net::ERR_ABORTED)
+    assert page.context.request.get(f"{demo.url}/logout").ok
     wait_until(lambda: gone(pid), 10, "the terminal's process ended by the logout")
+    page.wait_for_url("**/login*")  # the page follows its session out
     wait_until(lambda: not demo.tmux_sockets(), 10, "the tmux server ended")
 
     def journaled() -> bool:
@@ -271,14 +283,22 @@ def test_past_the_limit_a_terminal_is_refused_and_an_idle_one_is_closed(
     limits = {"terminals_max": 2, "terminal_idle_timeout_ms": 4000}
     with demo_of(release_dist, tmp_path, ("mygleamapp",), **limits) as demo, ExitStack() as stack:
         pages = [stack.enter_context(new_page(browser)) for _ in range(3)]
-        pids = [open_terminal(p, demo, target="host") for p in pages[:2]]
+        busy = open_terminal(pages[0], demo, target="host")
+        run(pages[0], "while :; do date; sleep 1; done")  # it writes each second: not idle
+        idle = open_terminal(pages[1], demo, target="host")
         log_in(pages[2], demo.dashboard, path="/terminal/open?target=host")
         pages[2].get_by_role("button", name=re.compile("Open a shell")).click()
         expect(pages[2].locator(".dx-terminal-status")).to_contain_text(
             "2 terminals are open, the most this dashboard allows (terminals_max: 2)"
         )
-        for pid in pids:  # nobody types: each is closed once idle for 4 s
-            wait_until(lambda pid=pid: gone(pid), 20, "an idle terminal closed")
+        wait_until(lambda: gone(idle), 20, "the idle terminal closed")
+        # The busy one, opened first, outlives another idle period (a close takes a moment).
+        outlived = time.monotonic() + 6
+        while time.monotonic() < outlived:
+            assert not gone(busy), "a terminal that writes was closed as idle"
+            time.sleep(0.2)  # polling a condition that must keep holding, not waiting for one
+        pages[0].keyboard.press("Control+c")  # quiet now: closed once idle for 4 s
+        wait_until(lambda: gone(busy), 20, "the terminal closed once quiet")
         wait_until(lambda: not demo.tmux_sockets(), 10, "their tmux servers ended")
         closes = [e.message for e in demo.service.client().events(kind="terminal_close")]
         assert sum("idle for 4 s" in m for m in closes) == 2, closes
