@@ -43,6 +43,7 @@ from dashboards.pages.logs import LogsPage
 from dashboards.pages.observer import ObserverPage
 from dashboards.pages.plots import PlotsPage
 from dashboards.pages.terminal import TerminalPage
+from dashboards.pages.upgrade import UpgradePage
 from dashboards.pages.versions import VersionsPage
 from dashboards.probes import HealthHandler, MetricsHandler, exposition_from
 from dashboards.terminal_open import OPEN_URL, TerminalOpenHandler
@@ -56,6 +57,7 @@ PAGES: tuple[type[Page], ...] = (
     PlotsPage,
     JournalPage,
     ConfigPage,
+    UpgradePage,
     TerminalPage,
     ObserverPage,
 )

@@ -199,7 +199,7 @@ def base_environment() -> dict[str, str]:
 
 
 def deployex_shell_argv(config_path: Path | None) -> list[str]:
-    argv = [sys.executable, "-m", "deployex_actors", "shell"]
+    argv = [sys.executable, "-P", "-m", "deployex_actors", "shell"]  # -P: see actors/web.py
     return [*argv, "--config", str(config_path)] if config_path else argv
 
 

@@ -133,6 +133,16 @@ class Catalog:
         return self.var_path / "logs.db"
 
     @property
+    def upgrades_dir(self) -> Path:
+        # wheels uploaded through the dashboard's "Upgrade DeployEx" page
+        return self.var_path / "upgrades"
+
+    @property
+    def upgrade_log(self) -> Path:
+        # the progress of the last self-upgrade started from the dashboard
+        return self.var_path / "upgrade.log"
+
+    @property
     def actor_key(self) -> Path:
         return self.var_path / "actor_system.key"
 

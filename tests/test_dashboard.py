@@ -35,7 +35,16 @@ from tests.deployex_service import Service, app_entry, publish, running_service,
 pytestmark = pytest.mark.slow
 APP = "mygleamapp"
 TOKEN = "metrics-token-for-tests"
-PAGES = ("/applications", "/versions", "/logs", "/history", "/plots", "/journal", "/config")
+PAGES = (
+    "/applications",
+    "/versions",
+    "/logs",
+    "/history",
+    "/plots",
+    "/journal",
+    "/config",
+    "/upgrade",
+)
 MONITORING = [{"type": kind} for kind in ("process", "port", "atom")]
 
 

@@ -5,20 +5,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from deployex_actors import __version__
 from deployex_actors.core.status import AppSnapshot
 from deployex_actors.upgrade.install import Layout, install, switch
 from deployex_actors.upgrade.wheel import UpgradeRefused, inspect_wheel, python_problem
 from tests.beam_fixtures import ReleaseDist, wait_until
-from tests.deployex_service import app_entry, publish, running_service, wait_banner, write_config
+from tests.browser import dashboard_secrets, health_answers, log_in, running_dashboard
+from tests.deployex_service import (
+    Service,
+    app_entry,
+    publish,
+    running_service,
+    wait_banner,
+    write_config,
+)
 from tests.probes import Prober
 from tests.wheels import build_wheel
 
@@ -44,6 +56,23 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+@contextlib.contextmanager
+def installed_service(
+    wheels: dict[str, Path], dist: ReleaseDist, tmp_path: Path, env: dict | None = None, **top: Any
+) -> Iterator[tuple[Layout, Path, Service]]:
+    """The running version installed as the installer lays it out, and a `deployex run` started
+    through `current/bin/deployex` with two Gleam replicas."""
+    layout = Layout(tmp_path / "opt" / "deployex")
+    install(inspect_wheel(wheels["running"]), layout, say=print)
+    switch(layout, __version__)
+    entry = app_entry(APP, replicas=2, ready_after_ms=300)
+    config = write_config(tmp_path, [entry], install_path=str(layout.root), **top)
+    publish(config, dist, APP, "0.1.0")
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **(env or {})}
+    with running_service(config, tmp_path, env=env, command=str(layout.command())) as service:
+        yield layout, config, service
+
+
 def deployex(layout: Layout, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run([str(layout.command()), *args], capture_output=True, text=True,
@@ -62,14 +91,7 @@ def replicas_of(app: AppSnapshot) -> dict[str, int]:
 def test_upgrade_keeps_every_replica_then_rollback_returns(
     wheels: dict[str, Path], release_dist: ReleaseDist, tmp_path: Path
 ) -> None:
-    layout = Layout(tmp_path / "opt" / "deployex")
-    install(inspect_wheel(wheels["running"]), layout, say=print)
-    switch(layout, __version__)
-    entry = app_entry(APP, replicas=2, ready_after_ms=300)
-    config = write_config(tmp_path, [entry], install_path=str(layout.root))
-    publish(config, release_dist, APP, "0.1.0")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    with running_service(config, tmp_path, env=env, command=str(layout.command())) as service:
+    with installed_service(wheels, release_dist, tmp_path) as (layout, config, service):
         before = service.wait_app(APP, serving, "two replicas running")
         ports = [r.ports["PORT"] for r in before.replicas]
         for port in ports:
@@ -109,14 +131,7 @@ def test_upgrade_keeps_every_replica_then_rollback_returns(
 def test_a_version_that_fails_its_own_checks_is_refused_and_the_old_one_keeps_running(
     wheels: dict[str, Path], release_dist: ReleaseDist, tmp_path: Path
 ) -> None:
-    layout = Layout(tmp_path / "opt" / "deployex")
-    install(inspect_wheel(wheels["running"]), layout, say=print)
-    switch(layout, __version__)
-    entry = app_entry(APP, replicas=2, ready_after_ms=300)
-    config = write_config(tmp_path, [entry], install_path=str(layout.root))
-    publish(config, release_dist, APP, "0.1.0")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    with running_service(config, tmp_path, env=env, command=str(layout.command())) as service:
+    with installed_service(wheels, release_dist, tmp_path) as (layout, config, service):
         before = service.wait_app(APP, serving, "two replicas running")
         refused = deployex(layout, "upgrade", str(wheels["strict"]), "--yes",
                            "--config", str(config))  # fmt: skip
@@ -144,6 +159,60 @@ def test_deployex_not_started_through_current_is_refused_before_anything_is_inst
     assert done.returncode != 0
     assert f"not through {layout.command()}" in done.stderr, done.stderr
     assert not layout.root.exists()  # nothing installed
+
+
+@pytest.mark.slow
+def test_the_upgrade_page_shows_the_wheel_and_upgrades_after_the_confirmation(
+    wheels: dict[str, Path], release_dist: ReleaseDist, tmp_path: Path, page: Any
+) -> None:
+    secrets = dashboard_secrets()
+    with (
+        installed_service(wheels, release_dist, tmp_path, env=secrets, dashboard_enabled=True)
+        as (_layout, config, service),
+        running_dashboard(config, tmp_path, secrets) as dashboard,
+    ):  # fmt: skip
+        before = service.wait_app(APP, serving, "two replicas running")
+        log_in(page, dashboard, path="/upgrade")
+        page.wait_for_url("**/upgrade*")
+        upload = page.locator(".dx-upgrade-file input[type=file]")
+        junk = tmp_path / "notes.whl"
+        junk.write_text("not a wheel")
+        upload.set_input_files(str(junk))
+        expect(page.locator(".dx-upgrade-problem")).to_contain_text("cannot be read as a wheel")
+        upload.set_input_files(str(wheels["running"]))
+        expect(page.locator(".dx-upgrade-problem")).to_contain_text("is the running version")
+        expect(page.locator(".dx-upgrade-go")).to_be_hidden()
+        new = inspect_wheel(wheels["new"])
+        upload.set_input_files(str(wheels["new"]))
+        expect(page.locator(".dx-upgrade-wheel")).to_contain_text(new.sha256)
+        page.get_by_role("button", name=f"Upgrade to {NEW}").click()
+        expect(page.locator(".dx-confirm")).to_contain_text(f"to {NEW}")
+        assert service.status().version == __version__  # nothing before the confirmation
+        page.get_by_role("button", name="Yes, upgrade").click()
+        wait_until(lambda: answers_as(service, NEW), 180, f"DeployEx answering as {NEW}")
+        log = tmp_path / "var" / "upgrade.log"
+        wait_until(lambda: f"DeployEx {NEW} is running" in log.read_text(), 60,
+                   "the upgrade's end in its log")  # fmt: skip
+        # the page's dashboard was restarted with DeployEx: the operator reloads it
+        wait_until(lambda: health_answers(dashboard.url), 60, "the new dashboard")
+        page.goto(f"{dashboard.url}/upgrade")
+        if "/login" in page.url:
+            log_in(page, dashboard, path="/upgrade")
+        expect(page.locator(".dx-upgrade-log")).to_contain_text(f"DeployEx {NEW} is running")
+        expect(page.locator(".dx-upgrade-intro")).to_contain_text(f"DeployEx {NEW}, installed")
+        assert replicas_of(service.app(APP)) == replicas_of(before)
+        with service.client() as dx:
+            (entry,) = dx.events(kind="deployex_upgrade")
+        assert entry.actor == "admin@127.0.0.1"
+        progress = (tmp_path / "var" / "upgrade.log").read_text()
+        assert f"current -> {NEW} (previous -> {__version__})" in progress, progress
+
+
+def answers_as(service: Service, version: str) -> bool:
+    try:
+        return service.status().version == version
+    except Exception:  # restarting
+        return False
 
 
 # -- the wheel itself (fast) ---------------------------------------------------------------------

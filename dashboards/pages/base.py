@@ -30,6 +30,7 @@ NAVIGATION = (
     ("/plots", "Plots"),
     ("/journal", "Journal"),
     ("/config", "Configuration"),
+    ("/upgrade", "Upgrade DeployEx"),
 )
 HEADER_CSS = """
 .dx-user { color: #fff; font-size: 14px; text-align: right; }

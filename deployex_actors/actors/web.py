@@ -59,7 +59,9 @@ class Web(DeployexActor):
             DEPLOYEX_ADMIN_HASHED_PASSWORD=self.start.admin_hashed_password,
             DEPLOYEX_SECRET_KEY_BASE=self.start.secret_key_base,
         )
-        argv = [sys.executable, "-m", "dashboards.serve", "--config", str(config.source)]
+        # -P: not the working directory first on the path (a checkout there, or a planted
+        # `dashboards/`, would be imported instead of this installation's)
+        argv = [sys.executable, "-P", "-m", "dashboards.serve", "--config", str(config.source)]
         log_file = catalog.log_path / "dashboard.log"
         with open(log_file, "ab") as out:
             self.proc = subprocess.Popen(

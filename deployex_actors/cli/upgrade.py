@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="(run by the new version during an upgrade) check that this version can take over",
     )
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument(
+        "--actor", help="who is journaled as doing it (default cli:USER; the dashboard: its user)"
+    )
     add_config_option(parser)
     parser.set_defaults(run=run)
 
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         print("nothing done")
         return 1
     say = Progress("upgrade").say
-    actor = f"cli:{getpass.getuser()}"
+    actor = args.actor or f"cli:{getpass.getuser()}"
     if args.rollback:
         version = steps.rollback(config, say, actor)
     else:
