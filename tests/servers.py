@@ -1,4 +1,5 @@
-"""Real local servers for the tests: moto (S3, Secrets Manager) and the GCS emulator.
+"""Real local servers for the tests: moto (S3, Secrets Manager), the GCS emulator, and HTTP
+endpoints of ours (a proxy that hangs, a recorder of notifications).
 
 Each runs as its own OS process on 127.0.0.1 and a free port, is waited for with a deadline,
 and is ended by pid at teardown.
@@ -13,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +145,88 @@ class HangingProxy:
         self._released.set()
 
     def __enter__(self) -> HangingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request a RecordingServer got: its path, JSON body, the status it was answered with,
+    and when it arrived (epoch s)."""
+
+    path: str
+    body: dict
+    status: int
+    at: float
+
+
+class RecordingServer:
+    """An HTTP endpoint of ours on 127.0.0.1 that records every POST (a webhook, Slack's or
+    PagerDuty's API as far as their callers can tell). It answers `statuses` in turn, then
+    `status`; with `hang_s` it holds every request that long before answering (until `release`),
+    as a dead endpoint that accepts and never answers does."""
+
+    def __init__(self, status: int = 200, statuses: tuple[int, ...] = (),
+                 hang_s: float = 0.0) -> None:  # fmt: skip
+        import http.server
+        import json
+        import threading
+
+        self.received: list[Received] = []
+        self.holding = 0  # requests held right now
+        self._lock = threading.Lock()
+        self._released = threading.Event()
+        script = list(statuses)
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                arrived = time.time()
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                with server._lock:
+                    answer = script.pop(0) if script else status
+                    server.received.append(Received(self.path, json.loads(raw or b"{}"), answer,
+                                                    arrived))  # fmt: skip
+                    server.holding += 1 if hang_s else 0
+                if hang_s:
+                    server._released.wait(hang_s)
+                    with server._lock:
+                        server.holding -= 1
+                with contextlib.suppress(ConnectionError):  # the caller gave up meanwhile
+                    self.send_response(answer)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def bodies(self, where: Callable[[dict], bool] = lambda _: True) -> list[dict]:
+        with self._lock:
+            return [r.body for r in self.received if where(r.body)]
+
+    def requests(self) -> list[Received]:
+        with self._lock:
+            return list(self.received)
+
+    def release(self) -> None:
+        self._released.set()
+
+    def __enter__(self) -> RecordingServer:
         self._thread.start()
         return self
 

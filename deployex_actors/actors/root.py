@@ -1,5 +1,6 @@
-"""The root supervisor, globalName "deployex": Storage, the Watchdog, the Web (dashboard) and
-one Deployer per app; the status cache the front ends read; the router of their requests.
+"""The root supervisor, globalName "deployex": Storage, the Watchdog, the Notifier, the Web
+(dashboard) and one Deployer per app; the status cache the front ends read; the router of their
+requests.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from deployex_actors.actors.messages import (
     Journal,
     JournalSubscribers,
     MetricsQuery,
+    NotifyTest,
     ObserverCall,
     Ping,
     Record,
@@ -33,6 +35,7 @@ from deployex_actors.actors.messages import (
     SetMode,
     ShellCommandQuery,
     StartDeployer,
+    StartNotifier,
     StartStorage,
     StartWatchdog,
     StartWeb,
@@ -52,9 +55,10 @@ GLOBAL_NAME = "deployex"
 STORAGE = ChildSpec("storage", "deployex_actors.actors.storage.Storage")
 WATCHDOG = ChildSpec("watchdog", "deployex_actors.actors.watchdog.Watchdog")
 WEB = ChildSpec("web", "deployex_actors.actors.web.Web")
+NOTIFIER = ChildSpec("notifier", "deployex_actors.actors.notifier.Notifier")
 DEPLOYER_CLASS = "deployex_actors.actors.deployer.Deployer"
 # children that get every journal entry from Storage (`Journaled`), started after it
-JOURNAL_SUBSCRIBERS: tuple[ChildSpec, ...] = ()
+JOURNAL_SUBSCRIBERS: tuple[ChildSpec, ...] = (NOTIFIER,)
 
 
 def deployer_name(app: str) -> str:
@@ -80,6 +84,7 @@ ROUTES: dict[type[Request], Route] = {
     FullRestart: Route(None, per_app=True),
     ShellCommandQuery: Route(None, per_app=True),
     ObserverCall: Route(None, per_app=True),
+    NotifyTest: Route(NOTIFIER.name),
 }
 
 
@@ -105,7 +110,8 @@ class Root(Supervisor):
             for app in message.config.applications:
                 self.apps[app.name] = AppSnapshot(app.name, app.language, app.replicas)
                 self.start_child(ChildSpec(deployer_name(app.name), DEPLOYER_CLASS))
-            self._journal("deployex_started", f"DeployEx {__version__} started (pid {os.getpid()})")
+            self._journal("deployex_started", f"DeployEx {__version__} started (pid {os.getpid()})",
+                          details={"version": __version__})  # fmt: skip
         self.send(sender, Reply(message.request_id, "booted"))
 
     def init_message(self, name: str) -> Any:
@@ -117,6 +123,8 @@ class Root(Supervisor):
         if name == WEB.name:
             boot = self.boot
             return StartWeb(config, boot.admin_hashed_password, boot.secret_key_base)
+        if name == NOTIFIER.name:
+            return StartNotifier(config, self.child(STORAGE.name), self.boot.channel_secrets)
         app = name.removeprefix("deployer:")
         return StartDeployer(
             config, app, self.boot.cookie, self.child(STORAGE.name), self.boot.tls_optfile
@@ -219,7 +227,9 @@ class Root(Supervisor):
             named = (self.child(spec.name) for spec in JOURNAL_SUBSCRIBERS)
             self.send(storage, JournalSubscribers(tuple(a for a in named if a is not None)))
 
-    def _journal(self, kind: str, message: str, actor: str = "deployex") -> None:
+    def _journal(
+        self, kind: str, message: str, actor: str = "deployex", details: dict | None = None
+    ) -> None:
         storage = self.child(STORAGE.name)
         if storage is not None:
-            self.send(storage, Journal(kind, message, actor))
+            self.send(storage, Journal(kind, message, actor, details=details or {}))
