@@ -43,10 +43,11 @@ from deployex_actors.actors.messages import (
     StatusQuery,
     StopReplicas,
     StorageMoved,
+    Timer,
     Unghost,
     VersionsQuery,
 )
-from deployex_actors.actors.supervisor import ChildSpec, Supervisor
+from deployex_actors.actors.supervisor import CHILD_START_S, ChildSpec, Supervisor
 from deployex_actors.catalog import short_hostname
 from deployex_actors.core.status import AppSnapshot, DeployexSnapshot
 
@@ -97,22 +98,50 @@ class Root(Supervisor):
         self.stopping: dict[str, Any] = {}  # request id -> (launcher's request, apps left)
         self.restart_by: str | None = None
         self.state_error: str | None = None
+        self.awaiting: set[str] = set()  # journal subscribers not up yet, at boot
+        self.booted = False  # the children after the subscribers are started
 
     def receiveMsg_Boot(self, message: Boot, sender: Any) -> None:
         if self.boot is None:
             self.boot = message
             self.start_child(STORAGE)
             self.start_child(WATCHDOG)
-            for spec in JOURNAL_SUBSCRIBERS:
-                self.start_child(spec)
-            if message.config.dashboard_enabled:
-                self.start_child(WEB)
             for app in message.config.applications:
                 self.apps[app.name] = AppSnapshot(app.name, app.language, app.replicas)
-                self.start_child(ChildSpec(deployer_name(app.name), DEPLOYER_CLASS))
-            self._journal("deployex_started", f"DeployEx {__version__} started (pid {os.getpid()})",
-                          details={"version": __version__})  # fmt: skip
+            # The rest starts once the journal subscribers are up (or after CHILD_START_S):
+            # a subscriber's address handed to Storage before it is up reaches Storage after
+            # entries journaled meanwhile (measured), and those would never be notified.
+            self.awaiting = {spec.name for spec in JOURNAL_SUBSCRIBERS}
+            for spec in JOURNAL_SUBSCRIBERS:
+                self.start_child(spec)
+            self.after(CHILD_START_S, "boot-rest")
+            if not self.awaiting:
+                self._boot_rest()
         self.send(sender, Reply(message.request_id, "booted"))
+
+    def _boot_rest(self) -> None:
+        if self.booted:
+            return
+        self.booted = True
+        if self.boot.config.dashboard_enabled:
+            self.start_child(WEB)
+        for app in self.boot.config.applications:
+            self.start_child(ChildSpec(deployer_name(app.name), DEPLOYER_CLASS))
+        self._journal("deployex_started", f"DeployEx {__version__} started (pid {os.getpid()})",
+                      details={"version": __version__})  # fmt: skip
+
+    def on_child_up(self, name: str) -> None:
+        if name in {spec.name for spec in JOURNAL_SUBSCRIBERS}:
+            self._tell_subscribers()
+            self.awaiting.discard(name)
+            if not self.awaiting:
+                self._boot_rest()
+
+    def on_timer(self, timer: Timer) -> None:
+        if timer.kind == "boot-rest":
+            self._boot_rest()  # a subscriber slow to start delays no deployment
+        else:
+            super().on_timer(timer)
 
     def init_message(self, name: str) -> Any:
         config = self.boot.config

@@ -236,18 +236,18 @@ def emoji(notice: Notice) -> str:
 
 
 def summary(notice: Notice) -> str:
-    """One line for a human: the event and what it is about (Slack, PagerDuty's summary)."""
+    """What the event is about, in one line for a human (after the event's name)."""
     p = notice.payload
     about = p.get("sname") or p.get("node") or DEPLOYEX
     if notice.event == "crash_restart":
         folded = f", {p['suppressed']} more folded in" if p.get("suppressed") else ""
         return f"{about} crashed and restarts (crash #{p.get('crash_restart_count')}{folded})"
     if notice.event.startswith("watchdog_threshold"):
-        return (f"{notice.event} on {p.get('node')}: {p.get('type')} at "
-                f"{p.get('current_percentage')}% ({p.get('action')})")  # fmt: skip
+        return (f"{p.get('node')}: {p.get('type')} at {p.get('current_percentage')}% "
+                f"({p.get('action')})")  # fmt: skip
     detail = next((str(p[k]) for k in ("message", "version", "reason", "fields", "errors")
                    if p.get(k)), "")  # fmt: skip
-    return f"{notice.event} {about}" + (f": {detail}" if detail else "")
+    return about + (f": {detail}" if detail else "")
 
 
 # -- crash folding -------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def body(channel: Channel, notice: Notice) -> dict:
         "routing_key": channel.routing_key,
         "event_action": "trigger",
         "payload": {
-            "summary": summary(notice)[:SUMMARY_MAX],
+            "summary": f"{notice.event}: {summary(notice)}"[:SUMMARY_MAX],
             "source": notice.payload.get("node") or "deployex",
             "severity": severity(notice),
             "timestamp": notice.timestamp,
