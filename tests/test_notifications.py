@@ -109,6 +109,26 @@ def test_a_full_queue_drops_the_oldest() -> None:
         worker.close(0)
 
 
+def test_a_replaced_channel_delivers_what_it_holds_within_the_drain_bound() -> None:
+    with RecordingServer() as server, RecordingServer(hang_s=30) as hanging:
+        worker = ChannelWorker(Channel(1, "webhook", server.url), lambda _: None).start()
+        for i in range(5):
+            worker.put(Notice("test", {"n": i}, time.time()))
+        worker.close(10)
+        worker.put(Notice("test", {"n": 99}, time.time()))  # after close: not taken
+        assert worker.join(10)
+        assert [r.body["payload"]["n"] for r in server.requests()] == [0, 1, 2, 3, 4]
+        stuck = ChannelWorker(Channel(2, "webhook", hanging.url), lambda _: None).start()
+        for i in range(3):
+            stuck.put(Notice("test", {"n": i}, time.time()))
+        wait_for(hanging, "held", lambda: hanging.holding)
+        began = time.monotonic()
+        stuck.close(0.5)
+        assert stuck.join(15)  # the try in flight (10 s timeout), then it stops
+        assert time.monotonic() - began < 12
+        assert len(hanging.requests()) == 1
+
+
 # -- a real DeployEx -------------------------------------------------------------------------
 
 
@@ -275,3 +295,49 @@ def test_a_crash_loop_sends_one_crash_restart_per_interval_with_the_count(
             assert sent[1].body["payload"]["crash_restart_count"] == 3
             assert sent[1].body["payload"]["suppressed"] == 1  # crash 2, folded into crash 3's
             assert sent[1].at - sent[0].at >= interval_s - 1
+
+
+def test_a_hanging_endpoint_delays_neither_the_other_channels_nor_a_rollout(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    with (
+        RecordingServer(hang_s=30) as hanging,
+        RecordingServer() as hook,
+        RecordingServer() as pd,
+    ):
+        config = write_config(tmp_path, [app_entry(APP, replicas=2)], notifications=[
+            {"adapter": "webhook", "url": hanging.url},
+            {"adapter": "webhook", "url": hook.url},
+            {"adapter": "pagerduty", "url": pd.url, "options": {"routing_key": "k"}},
+        ])  # fmt: skip
+        publish(config, release_dist, APP, "0.1.0")
+        with running_service(config, tmp_path) as service:
+            service.wait_app(APP, running(2), "2 replicas of 0.1.0 running")
+            wait_for(hanging, "a request held", lambda: hanging.holding)
+            publish(config, release_dist, APP, "0.2.0")
+            began = time.monotonic()
+            service.wait_app(APP, running(2, "0.2.0"), "2 replicas of 0.2.0", deadline_s=60)
+            rollout_s = time.monotonic() - began
+            assert hanging.holding, "the hang must last the whole rollout"
+            wait_for(hook, "0.2.0 complete", lambda: [
+                b for b in events(hook, "deployment_complete")
+                if b["payload"].get("version") == "0.2.0"])  # fmt: skip
+            still_hanging = len(hanging.requests())
+        late = [(event_of(r.body), round(r.at - stamp(r.body), 2))
+                for r in hook.requests() + pd.requests()]  # fmt: skip
+        assert len(late) > 10 and all(delay < 1.0 for _, delay in late), late
+        # 30 s per try, 3 tries: the hanging channel got to its first notice or two meanwhile
+        assert still_hanging <= 3, f"rollout took {rollout_s:.1f} s"
+
+
+def event_of(body: dict) -> str:
+    """The event of a webhook's body, or of a PagerDuty event (its class)."""
+    return body.get("event") or body["payload"]["class"]
+
+
+def stamp(body: dict) -> float:
+    """When the event happened, from a webhook's body or a PagerDuty event."""
+    from datetime import datetime
+
+    iso = body.get("timestamp") or body["payload"]["timestamp"]
+    return datetime.fromisoformat(iso).timestamp()
