@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 LOOPBACK = "127.0.0.1"
 
@@ -82,7 +83,34 @@ def gcs_emulator_argv(port: int) -> list[str]:
     return [str(exe), "start", "--host", LOOPBACK, "--port", str(port), "--in-memory"]
 
 
-class HangingProxy:
+class _ThreadedServer:
+    """An HTTP server of ours on a thread of the test, whose held requests `release()` lets go."""
+
+    def _listen(self, handler: type) -> None:
+        import http.server
+        import threading
+
+        self._released = threading.Event()
+        self._server = http.server.ThreadingHTTPServer((LOOPBACK, 0), handler)
+        self._server.daemon_threads = True
+        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def release(self) -> None:
+        self._released.set()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+
+class HangingProxy(_ThreadedServer):
     """An HTTP proxy of ours in front of `upstream` (moto): it holds every GET whose path
     contains `hang` until `release()` or `hold_s`, and passes everything else straight on.
     A bucket that hangs on one object, as a slow S3 or GCS does, on a server we control."""
@@ -95,7 +123,6 @@ class HangingProxy:
 
         target = urllib.parse.urlsplit(upstream)
         self.held = threading.Event()  # a GET is being held now
-        self._released = threading.Event()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -132,27 +159,11 @@ class HangingProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._listen(Handler)
 
     @property
     def released(self) -> bool:
         return self._released.is_set()
-
-    def release(self) -> None:
-        self._released.set()
-
-    def __enter__(self) -> HangingProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
 
 
 @dataclass(frozen=True)
@@ -166,7 +177,7 @@ class Received:
     at: float
 
 
-class RecordingServer:
+class RecordingServer(_ThreadedServer):
     """An HTTP endpoint of ours on 127.0.0.1 that records every POST (a webhook, Slack's or
     PagerDuty's API as far as their callers can tell). It answers `statuses` in turn, then
     `status`; with `hang_s` it holds every request that long before answering (until `release`),
@@ -181,7 +192,6 @@ class RecordingServer:
         self.received: list[Received] = []
         self.holding = 0  # requests held right now
         self._lock = threading.Lock()
-        self._released = threading.Event()
         script = list(statuses)
         server = self
 
@@ -210,10 +220,7 @@ class RecordingServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._listen(Handler)
 
     def bodies(self, where: Callable[[dict], bool] = lambda _: True) -> list[dict]:
         with self._lock:
@@ -222,16 +229,3 @@ class RecordingServer:
     def requests(self) -> list[Received]:
         with self._lock:
             return list(self.received)
-
-    def release(self) -> None:
-        self._released.set()
-
-    def __enter__(self) -> RecordingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
