@@ -51,7 +51,10 @@ def events(server: RecordingServer, event: str, sname: str | None = None) -> lis
 
 def wait_for(server: RecordingServer, what: str, check: Callable[[], object],
              deadline_s: float = 60) -> None:  # fmt: skip
-    wait_until(lambda: bool(check()), deadline_s, f"{what}; got {server.requests()}")
+    try:
+        wait_until(lambda: bool(check()), deadline_s, what)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; the server got {server.requests()}") from None
 
 
 def cli(service: Service, *args: str) -> subprocess.CompletedProcess:
