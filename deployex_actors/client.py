@@ -26,6 +26,7 @@ from deployex_actors.core.status import DeployexSnapshot
 from deployex_actors.errors import DeployexError
 
 ROOT_CLASS = "deployex_actors.actors.root.Root"
+NOTIFY_TEST_S = 30.0  # one try per channel, each at most notifications.post.TIMEOUT_S
 
 
 class DeployEx:
@@ -46,10 +47,10 @@ class DeployEx:
             config = load_config(config)
         return cls(config, timeout)
 
-    def _call(self, message: Any) -> Any:
+    def _call(self, message: Any, timeout: float | None = None) -> Any:
         with self._lock:
             self._cycles.tick()
-            reply = system.request(self._system, self._root, message, self.timeout)
+            reply = system.request(self._system, self._root, message, timeout or self.timeout)
         if reply.error:
             raise DeployexError(reply.error)
         return reply.value
@@ -155,6 +156,14 @@ class DeployEx:
     def log_services(self) -> list[LogService]:
         """Every service with kept lines: snames, running or gone, and "deployex"."""
         return self._call(messages.LogServicesQuery(system.request_id()))
+
+    def notify_test(self, channel: str | int | None = None) -> tuple:
+        """Send a `test` notification to channel `channel` (its number, or an adapter name), or
+        to every enabled channel: one try each; a `ChannelTested` per channel (delivered or not,
+        and the HTTP status or error)."""
+        wanted = None if channel is None else str(channel)
+        request = messages.NotifyTest(system.request_id(), wanted)
+        return self._call(request, timeout=max(self.timeout, NOTIFY_TEST_S))
 
     def metrics(self, target: str = "host", since: float = 0.0) -> list:
         """Samples (`core.metrics.Sample`) of `host`, `deployex` or a replica's sname newer than

@@ -28,6 +28,7 @@ from deployex_actors.config import Config, load_config
 from deployex_actors.errors import DeployexError
 from deployex_actors.private_paths import private_folder, write_whole
 from deployex_actors.secrets import load_secrets
+from deployex_actors.secrets.references import named_secrets
 
 log = logging.getLogger("deployex")
 # A wedged root is noticed within HEALTH_PERIOD_S x HEALTH_FAILURES (plus the asks' 5 s): each
@@ -50,6 +51,7 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
         _wait_for_predecessor(catalog.var_path / "deployex.lock", config.actor_system_port)
     lock = _exclusive(catalog.var_path / "deployex.lock", config)
     secrets = load_secrets(config)
+    channel_secrets = named_secrets(config, secrets.extra)
     optfile = _write_tls_optfile(config, catalog)
     if system.is_listening(config.actor_system_port):
         raise DeployexError(
@@ -79,6 +81,7 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
             secrets.admin_hashed_password,
             secrets.secret_key_base,
             launcher_pid=os.getpid(),
+            channel_secrets=channel_secrets,
         )
         system.request(asys, root, boot, 30)
         print(

@@ -1,4 +1,5 @@
-"""Real local servers for the tests: moto (S3, Secrets Manager) and the GCS emulator.
+"""Real local servers for the tests: moto (S3, Secrets Manager), the GCS emulator, and HTTP
+endpoints of ours (a proxy that hangs, a recorder of notifications).
 
 Each runs as its own OS process on 127.0.0.1 and a free port, is waited for with a deadline,
 and is ended by pid at teardown.
@@ -13,9 +14,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 LOOPBACK = "127.0.0.1"
 
@@ -81,7 +83,34 @@ def gcs_emulator_argv(port: int) -> list[str]:
     return [str(exe), "start", "--host", LOOPBACK, "--port", str(port), "--in-memory"]
 
 
-class HangingProxy:
+class _ThreadedServer:
+    """An HTTP server of ours on a thread of the test, whose held requests `release()` lets go."""
+
+    def _listen(self, handler: type) -> None:
+        import http.server
+        import threading
+
+        self._released = threading.Event()
+        self._server = http.server.ThreadingHTTPServer((LOOPBACK, 0), handler)
+        self._server.daemon_threads = True
+        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def release(self) -> None:
+        self._released.set()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+
+class HangingProxy(_ThreadedServer):
     """An HTTP proxy of ours in front of `upstream` (moto): it holds every GET whose path
     contains `hang` until `release()` or `hold_s`, and passes everything else straight on.
     A bucket that hangs on one object, as a slow S3 or GCS does, on a server we control."""
@@ -95,7 +124,6 @@ class HangingProxy:
         target = urllib.parse.urlsplit(upstream)
         self.held = threading.Event()  # a GET is being held now
         self.let_through = 0  # held GETs passed on since (by release() or after hold_s)
-        self._released = threading.Event()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -133,20 +161,69 @@ class HangingProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._listen(Handler)
 
-    def release(self) -> None:
-        self._released.set()
 
-    def __enter__(self) -> HangingProxy:
-        self._thread.start()
-        return self
+@dataclass(frozen=True)
+class Received:
+    """One request a RecordingServer got: its path, JSON body, the status it was answered with,
+    and when it arrived (epoch s)."""
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
+    path: str
+    body: dict
+    status: int
+    at: float
+
+
+class RecordingServer(_ThreadedServer):
+    """An HTTP endpoint of ours on 127.0.0.1 that records every POST (a webhook, Slack's or
+    PagerDuty's API as far as their callers can tell). It answers `statuses` in turn, then
+    `status`; with `hang_s` it holds every request that long before answering (until `release`),
+    as a dead endpoint that accepts and never answers does."""
+
+    def __init__(self, status: int = 200, statuses: tuple[int, ...] = (),
+                 hang_s: float = 0.0) -> None:  # fmt: skip
+        import http.server
+        import json
+        import threading
+
+        self.received: list[Received] = []
+        self.holding = 0  # requests held right now
+        self._lock = threading.Lock()
+        script = list(statuses)
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                arrived = time.time()
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                with server._lock:
+                    answer = script.pop(0) if script else status
+                    server.received.append(Received(self.path, json.loads(raw or b"{}"), answer,
+                                                    arrived))  # fmt: skip
+                    server.holding += 1 if hang_s else 0
+                if hang_s:
+                    server._released.wait(hang_s)
+                    with server._lock:
+                        server.holding -= 1
+                with contextlib.suppress(ConnectionError):  # the caller gave up meanwhile
+                    self.send_response(answer)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._listen(Handler)
+
+    def bodies(self, where: Callable[[dict], bool] = lambda _: True) -> list[dict]:
+        with self._lock:
+            return [r.body for r in self.received if where(r.body)]
+
+    def requests(self) -> list[Received]:
+        with self._lock:
+            return list(self.received)

@@ -332,7 +332,7 @@ class Deployer(Supervisor):
         if self.failing is not None and self.failing[0] == action.version:
             self.quiet[sname] = text  # a retry: journaled only if it ends another way
         else:
-            self._journal("deploy", text, sname)
+            self._journal("deploy", text, sname, {"version": action.version})
         replaced = self.specs.get(action.replaces) if action.replaces else None
         running = replaced.version if replaced is not None else None
         desired = self.desired
@@ -355,7 +355,8 @@ class Deployer(Supervisor):
             if self.desired is not None:
                 ghosts = (*self.desired.ghosts, action.version)
                 self.desired = replace(self.desired, ghosts=ghosts)
-        self._journal("rollback", f"rolling back {action.version}: {reason}", action.sname)
+        self._journal("rollback", f"rolling back {action.version}: {reason}", action.sname,
+                      {"version": action.version})  # fmt: skip
         self._retire(action.sname, "rolled back")
 
     def receiveMsg_ReleasePrepared(self, message: ReleasePrepared, sender: Any) -> None:
@@ -366,7 +367,7 @@ class Deployer(Supervisor):
         held = self.quiet.pop(message.sname, None)
         if message.error:
             if held is not None and self.failing != (version, message.error):
-                self._journal("deploy", held, message.sname)  # a new outcome: it counts
+                self._journal("deploy", held, message.sname, {"version": version})  # it counts
             self.failing = (version, message.error)
             self._forget(message.sname)
             self.prepare_failures += 1
@@ -377,7 +378,7 @@ class Deployer(Supervisor):
             return
         if held is not None:
             self._journal("deploy", f"{held}, after {self.prepare_failures} failed attempt(s)",
-                          message.sname)  # fmt: skip
+                          message.sname, {"version": version})  # fmt: skip
         if message.kind_reason and message.kind_reason != self.kind_reason:
             self.kind_reason = message.kind_reason  # once per rollout, not once per replica
             self._journal("deployment_kind", message.kind_reason, message.sname)
@@ -558,5 +559,8 @@ class Deployer(Supervisor):
         self.send(self.start.storage, message)
         self.state_stale = True
 
-    def _journal(self, kind: str, message: str, sname: str | None = None) -> None:
-        self.send(self.start.storage, Journal(kind, message, "deployer", self.app, sname))
+    def _journal(
+        self, kind: str, message: str, sname: str | None = None, details: dict | None = None
+    ) -> None:
+        self.send(self.start.storage, Journal(kind, message, "deployer", self.app, sname,
+                                              details or {}))  # fmt: skip

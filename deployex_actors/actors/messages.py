@@ -13,6 +13,7 @@ from typing import Any
 from deployex_actors.config import Config
 from deployex_actors.core.hot_upgrade_steps import Target
 from deployex_actors.core.status import AppSnapshot, ReplicaSnapshot
+from deployex_actors.secrets.references import NamedSecrets
 
 # -- generic -------------------------------------------------------------------------------------
 
@@ -87,6 +88,7 @@ class Boot(Request):
     admin_hashed_password: str = ""  # for the dashboard
     secret_key_base: str = ""
     launcher_pid: int = 0  # woken by SIGUSR1 when a restart is asked (service._serve)
+    channel_secrets: NamedSecrets = field(default_factory=NamedSecrets)  # for the Notifier
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,22 @@ class Record(Request):
 
 
 @dataclass(frozen=True)
+class NotifyTest(Request):
+    """The Notifier: send a `test` notification to channel `channel` (its number, or an adapter
+    name: those channels), or to every enabled channel; answered with a tuple of
+    `ChannelTested` once every channel answered or failed."""
+
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class ChannelTested:
+    label: str  # "#2 slack": never the URL
+    delivered: bool
+    detail: str  # "HTTP 200", "HTTP 500", "timed out after 10 s"...
+
+
+@dataclass(frozen=True)
 class Reconsider:
     """Something the Deployer depends on changed (mode, ghosts): read the desired version now."""
 
@@ -313,6 +331,13 @@ class ApplyConfigChange:
 
     config: Config
     diff: Any  # core.config_diff.ConfigDiff
+
+
+@dataclass(frozen=True)
+class StartNotifier:
+    config: Config
+    storage: Any
+    secrets: NamedSecrets  # the values of the channels' `secret:NAME`s
 
 
 @dataclass(frozen=True)

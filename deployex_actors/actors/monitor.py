@@ -78,6 +78,7 @@ class Monitor(DeployexActor):
         self.adopted = False
         self.deployed_at = 0.0
         self.ready_once = False  # ready at least once since deployed: persisted in the pidfile
+        self.newly_ready = False
         self.pre_proc: subprocess.Popen | None = None
         self.pre_fd: int | None = None
         self.record: pidfile.ReplicaRecord | None = None  # what the pidfile must say
@@ -166,8 +167,8 @@ class Monitor(DeployexActor):
                 self.after(delay_s, kind)
             case lc.Cancel(kind):
                 self.cancel(kind)
-            case lc.Journal(kind, message, actor):
-                self._journal(kind, message, actor)
+            case lc.Journal(kind, message, actor, details):
+                self._journal(kind, message, actor, details)
             case lc.BeginStart():
                 self._on(self._start_event())
             case lc.Spawn():
@@ -436,6 +437,7 @@ class Monitor(DeployexActor):
         if self.ready_once:
             return
         self.ready_once = True  # our Deployer also learns it from the snapshot
+        self.newly_ready = True  # the "ready" journaled next completes a deployment
         if self.record is not None and self.record.pid == self.pid:
             self.record = replace(self.record, ready_once=True)
             self._persist()
@@ -497,10 +499,25 @@ class Monitor(DeployexActor):
             self._reported = snapshot
             self.send(self.deployer, ReplicaChanged(snapshot))
 
-    def _journal(self, kind: str, message: str, actor: str = "monitor") -> None:
+    def _journal(
+        self, kind: str, message: str, actor: str = "monitor", details: dict | None = None
+    ) -> None:
         log.info("%s %s: %s", self.sname, kind, message)
         if self.deployer is not None:
-            self.send(self.deployer, Journal(kind, message, actor, self.spec.app, self.sname))
+            details = {**self._notice_details(kind), **(details or {})}
+            self.send(self.deployer, Journal(kind, message, actor, self.spec.app, self.sname,
+                                             details))  # fmt: skip
+
+    def _notice_details(self, kind: str) -> dict:
+        """What a notification about this replica needs beyond the text (its payload)."""
+        details = {
+            "version": self.spec.version,
+            "language": self.app_config.language,
+            "crash_restart_count": self.life.crash_restarts,
+        }
+        if kind == "ready":  # the first ready of a deployment completes it
+            details["first_ready"], self.newly_ready = self.newly_ready, False
+        return details
 
     def receiveMsg_ActorExitRequest(self, message: Any, sender: Any) -> None:
         # Leaving: the replica keeps running for the next Monitor to adopt.

@@ -1,6 +1,6 @@
-"""The root supervisor, globalName "deployex": Storage, the Watchdog, the Logs (history), the
-Web (dashboard) and one Deployer per app; the status cache the front ends read; the router of
-their requests.
+"""The root supervisor, globalName "deployex": Storage, the Watchdog, the ConfigWatcher,
+the Logs (history), the Notifier, the Web (dashboard) and one Deployer per app; the status
+cache the front ends read; the router of their requests.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from deployex_actors.actors.messages import (
     LogServicesQuery,
     LogsQuery,
     MetricsQuery,
+    NotifyTest,
     ObserverCall,
     PendingConfigQuery,
     Ping,
@@ -44,6 +45,7 @@ from deployex_actors.actors.messages import (
     StartConfigWatcher,
     StartDeployer,
     StartLogs,
+    StartNotifier,
     StartStorage,
     StartWatchdog,
     StartWeb,
@@ -51,10 +53,11 @@ from deployex_actors.actors.messages import (
     StatusQuery,
     StopReplicas,
     StorageMoved,
+    Timer,
     Unghost,
     VersionsQuery,
 )
-from deployex_actors.actors.supervisor import ChildSpec, Supervisor
+from deployex_actors.actors.supervisor import CHILD_START_S, ChildSpec, Supervisor
 from deployex_actors.catalog import short_hostname
 from deployex_actors.core.status import AppSnapshot, DeployexSnapshot
 
@@ -65,9 +68,10 @@ WATCHDOG = ChildSpec("watchdog", "deployex_actors.actors.watchdog.Watchdog")
 WEB = ChildSpec("web", "deployex_actors.actors.web.Web")
 CONFIG_WATCHER = ChildSpec("config_watcher", "deployex_actors.actors.config_watcher.ConfigWatcher")
 LOGS = ChildSpec("logs", "deployex_actors.actors.logs.Logs")
+NOTIFIER = ChildSpec("notifier", "deployex_actors.actors.notifier.Notifier")
 DEPLOYER_CLASS = "deployex_actors.actors.deployer.Deployer"
 # children that get every journal entry from Storage (`Journaled`), started after it
-JOURNAL_SUBSCRIBERS: tuple[ChildSpec, ...] = (LOGS,)
+JOURNAL_SUBSCRIBERS: tuple[ChildSpec, ...] = (LOGS, NOTIFIER)
 
 
 def deployer_name(app: str) -> str:
@@ -99,6 +103,7 @@ ROUTES: dict[type[Request], Route] = {
     ApplyConfig: Route(CONFIG_WATCHER.name),
     DiscardConfig: Route(CONFIG_WATCHER.name),
     ReloadConfig: Route(CONFIG_WATCHER.name),
+    NotifyTest: Route(NOTIFIER.name),
 }
 
 
@@ -112,6 +117,8 @@ class Root(Supervisor):
         self.restart_by: str | None = None
         self.state_error: str | None = None
         self.leaving: dict[str, str] = {}  # request id -> app removed, its replicas stopping
+        self.awaiting: set[str] = set()  # journal subscribers not up yet, at boot
+        self.booted = False  # the children after the subscribers are started
 
     def receiveMsg_Boot(self, message: Boot, sender: Any) -> None:
         if self.boot is None:
@@ -119,14 +126,42 @@ class Root(Supervisor):
             self.start_child(STORAGE)
             self.start_child(WATCHDOG)
             self.start_child(CONFIG_WATCHER)
+            for app in message.config.applications:
+                self.apps[app.name] = AppSnapshot(app.name, app.language, app.replicas)
+            # The rest starts once the journal subscribers are up (or after CHILD_START_S):
+            # a subscriber's address handed to Storage before it is up reaches Storage after
+            # entries journaled meanwhile (measured), and those would never be notified.
+            self.awaiting = {spec.name for spec in JOURNAL_SUBSCRIBERS}
             for spec in JOURNAL_SUBSCRIBERS:
                 self.start_child(spec)
-            if message.config.dashboard_enabled:
-                self.start_child(WEB)
-            for app in message.config.applications:
-                self._start_app(app.name)
-            self._journal("deployex_started", f"DeployEx {__version__} started (pid {os.getpid()})")
+            self.after(CHILD_START_S, "boot-rest")
+            if not self.awaiting:
+                self._boot_rest()
         self.send(sender, Reply(message.request_id, "booted"))
+
+    def _boot_rest(self) -> None:
+        if self.booted:
+            return
+        self.booted = True
+        if self.boot.config.dashboard_enabled:
+            self.start_child(WEB)
+        for app in self.boot.config.applications:
+            self._start_app(app.name)
+        self._journal("deployex_started", f"DeployEx {__version__} started (pid {os.getpid()})",
+                      details={"version": __version__})  # fmt: skip
+
+    def on_child_up(self, name: str) -> None:
+        if name in {spec.name for spec in JOURNAL_SUBSCRIBERS}:
+            self._tell_subscribers()
+            self.awaiting.discard(name)
+            if not self.awaiting:
+                self._boot_rest()
+
+    def on_timer(self, timer: Timer) -> None:
+        if timer.kind == "boot-rest":
+            self._boot_rest()  # a subscriber slow to start delays no deployment
+        else:
+            super().on_timer(timer)
 
     def init_message(self, name: str) -> Any:
         config = self.boot.config
@@ -141,6 +176,8 @@ class Root(Supervisor):
         if name == WEB.name:
             boot = self.boot
             return StartWeb(config, boot.admin_hashed_password, boot.secret_key_base)
+        if name == NOTIFIER.name:
+            return StartNotifier(config, self.child(STORAGE.name), self.boot.channel_secrets)
         app = name.removeprefix("deployer:")
         return StartDeployer(
             config, app, self.boot.cookie, self.child(STORAGE.name), self.boot.tls_optfile
@@ -285,7 +322,9 @@ class Root(Supervisor):
             named = (self.child(spec.name) for spec in JOURNAL_SUBSCRIBERS)
             self.send(storage, JournalSubscribers(tuple(a for a in named if a is not None)))
 
-    def _journal(self, kind: str, message: str, actor: str = "deployex") -> None:
+    def _journal(
+        self, kind: str, message: str, actor: str = "deployex", details: dict | None = None
+    ) -> None:
         storage = self.child(STORAGE.name)
         if storage is not None:
-            self.send(storage, Journal(kind, message, actor))
+            self.send(storage, Journal(kind, message, actor, details=details or {}))

@@ -148,7 +148,8 @@ class Storage(DeployexActor):
         at = now()
         self._write(lambda: self.state.ghost(message.app, message.version, message.reason, at))
         self._journal("ghosted", f"{message.version} ghosted: {message.reason}", "deployer",
-                      message.app, message.sname)  # fmt: skip
+                      message.app, message.sname,
+                      {"version": message.version, "reason": message.reason})  # fmt: skip
 
     # -- writes that must not be lost ------------------------------------------------------------
 
@@ -242,9 +243,15 @@ class Storage(DeployexActor):
         self._journal("mode", f"manual: pinned to {version}", message.actor, app)
 
     def _journal(
-        self, kind: str, text: str, actor: str, app: str | None = None, sname: str | None = None
+        self,
+        kind: str,
+        text: str,
+        actor: str,
+        app: str | None = None,
+        sname: str | None = None,
+        details: dict | None = None,
     ) -> None:
-        self.receiveMsg_Journal(Journal(kind, text, actor, app, sname), None)
+        self.receiveMsg_Journal(Journal(kind, text, actor, app, sname, details or {}), None)
 
     def receiveMsg_VersionsQuery(self, message: VersionsQuery, sender: Any) -> None:
         records = self.state.versions(message.app)

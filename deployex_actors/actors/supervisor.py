@@ -68,6 +68,9 @@ class Supervisor(DeployexActor):
     def on_child_started(self, name: str, address: Any, restarted: bool) -> None:
         """A child was created (first time or after a failure)."""
 
+    def on_child_up(self, name: str) -> None:
+        """A child answered its first message (ChildUp): its address can be handed on now."""
+
     def on_child_failed(self, name: str, delay_s: float) -> None:
         """A child died unexpectedly; it restarts after `delay_s`."""
 
@@ -128,6 +131,7 @@ class Supervisor(DeployexActor):
         child = next((c for c in self._children.values() if c.address == sender), None)
         if child is not None:
             child.pid = message.pid
+            self.on_child_up(child.spec.name)
 
     def _check_started(self, name: str) -> None:
         child = self._children.get(name)

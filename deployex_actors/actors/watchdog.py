@@ -240,8 +240,16 @@ class Watchdog(DeployexActor):
             }
             limit = limits.get(verdict.level)
             against = f" (threshold {limit}%)" if limit else ""
+            details = {
+                "type": kind,
+                "current_percentage": value,
+                "warning_threshold_percent": watched.warning_threshold_percent,
+                "restart_threshold_percent": watched.restart_threshold_percent,
+                "enable_restart": watched.enable_restart,
+            }
             self._journal(f"threshold_{verdict.level}",
-                          f"{kind} of {target} at {value}%{against}", app, sname)  # fmt: skip
+                          f"{kind} of {target} at {value}%{against}", app, sname,
+                          details)  # fmt: skip
         if verdict.restart:
             victim = sname or self._biggest_replica()
             if victim is None:
@@ -273,10 +281,17 @@ class Watchdog(DeployexActor):
         if message.error:  # e.g. the replica was replaced meanwhile
             log.info("watchdog restart not done: %s", message.error)
 
-    def _journal(self, kind: str, message: str, app: str | None, sname: str | None) -> None:
+    def _journal(
+        self,
+        kind: str,
+        message: str,
+        app: str | None,
+        sname: str | None,
+        details: dict | None = None,
+    ) -> None:
         log.warning("%s: %s", kind, message)
         if self.storage is not None:
-            self.send(self.storage, Journal(kind, message, "watchdog", app, sname))
+            self.send(self.storage, Journal(kind, message, "watchdog", app, sname, details or {}))
 
     # -- queries ---------------------------------------------------------------------------------
 

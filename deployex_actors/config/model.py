@@ -29,6 +29,13 @@ NOTIFICATION_EVENTS = (
     "certificate_failed",
     "config_changed",
     "config_change_applied",
+    # ours (docs/notifications.md)
+    "config_change_refused",
+    "ghosted",
+    "hot_upgrade_started",
+    "hot_upgrade_step",
+    "hot_upgraded",
+    "hot_upgrade_failed",
 )
 # An app name ends up in Erlang node names `{app}-xxxxxx@{host}`, atoms of at most 255 characters,
 # with a short host name of up to 64; and in file names (at most 255 bytes) such as
@@ -210,6 +217,8 @@ class Config:
     multi_host: bool = False  # True: thespian listens beyond 127.0.0.1 (firewall it!)
     # how often the YAML file is read again for changes (docs/config-watcher.md); SIGHUP: at once
     config_watch_interval_ms: int = checked(30_000, minimum=1_000)
+    # at most one crash_restart notification per replica per this interval (the rest folded)
+    notification_crash_interval_ms: int = checked(60_000, minimum=1_000)
     # where it was read from, and the warnings met while reading it
     source: Path | None = field(default=None, compare=False, metadata=NOT_YAML)
     warnings: tuple[str, ...] = field(default=(), compare=False, metadata=NOT_YAML)

@@ -40,7 +40,7 @@ is sticky: once asked, nothing starts again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from deployex_actors.core import hot_upgrade_steps as upgrade
@@ -256,6 +256,7 @@ class Journal:
     kind: str
     message: str
     actor: str = "monitor"
+    details: dict = field(default_factory=dict, compare=False)  # for a notification's payload
 
 
 @dataclass(frozen=True)
@@ -497,12 +498,18 @@ def _upgrade_asked(
         return life, (UpgradeEnded(target, ok=False, message=text),)
     life = replace(life, phase=Phase.UPGRADING, upgrade=Upgrading(target))
     text = f"hot upgrade {target.from_version} -> {target.to_version} begins"
-    return life, (Journal("hot_upgrade", text), *_next_step(target, 0))
+    return life, (Journal("hot_upgrade", text, details=_versions(target)), *_next_step(target, 0))
 
 
 def _next_step(target: upgrade.Target, index: int) -> tuple:
     progress = upgrade.progress(target, index)
-    return Journal("hot_upgrade_step", progress), RunUpgradeStep(target, index)
+    return Journal("hot_upgrade_step", progress, details=_versions(target)), RunUpgradeStep(
+        target, index
+    )
+
+
+def _versions(target: upgrade.Target) -> dict:
+    return {"from_version": target.from_version, "to_version": target.to_version}
 
 
 def _upgrade_step_done(
@@ -521,25 +528,27 @@ def _upgrade_step_done(
     life = replace(life, phase=Phase.RUNNING, upgrade=None)
     then = _terminate(for_good=True) if life.stop_requested else ()
     versions = f"{target.from_version} -> {target.to_version}"
+    failed_kind = "hot_upgrade_failed"
     if event.problem is None:
         # A later start runs B's pre-commands, as after a full deployment.
         life = replace(life, pre_commands=target.pre_commands, last_error=None)
         text = f"hot upgrade {versions} done: the replica runs {target.to_version}"
-        return _after_stop(life), (UpgradeEnded(target, True, text), Journal("hot_upgraded", text),
-                                   *then)  # fmt: skip
+        done = Journal("hot_upgraded", text, details=_versions(target))
+        return _after_stop(life), (UpgradeEnded(target, True, text), done, *then)
     at = upgrade.position(target, event.step)
     failed = f"hot upgrade {versions} failed at {at}: {event.problem}"
     life = replace(life, last_error=failed)
     if not step.installs:
         text = f"{failed}; it still runs {target.from_version}"
         ended = UpgradeEnded(target, False, text, ghost=True)
-        return _after_stop(life), (UndoUnpack(target), ended, Journal("hot_upgrade_failed", text),
-                                   *then)  # fmt: skip
+        journal = Journal(failed_kind, text, details=_versions(target))
+        return _after_stop(life), (UndoUnpack(target), ended, journal, *then)
     text = f"{failed}; restarting it on its last permanent release"
     ended = UpgradeEnded(target, False, text, ghost=True)
     # Its exit goes the crash path (counted, with backoff), unless a stop was asked meanwhile.
     stop = then or _terminate(for_good=False)
-    return _after_stop(life), (ended, Journal("hot_upgrade_failed", text), *stop)
+    journal = Journal(failed_kind, text, details=_versions(target))
+    return _after_stop(life), (ended, journal, *stop)
 
 
 def _after_stop(life: Life) -> Life:
@@ -555,7 +564,8 @@ def _upgrade_lost(life: Life) -> tuple:
     text = (f"hot upgrade {target.from_version} -> {target.to_version}: the replica exited "
             f"during {upgrade.position(target, run.step)} "
             f"({upgrade.steps_of(target)[run.step].name})")  # fmt: skip
-    return (UpgradeEnded(target, False, text, ghost=True), Journal("hot_upgrade_failed", text))
+    journal = Journal("hot_upgrade_failed", text, details=_versions(target))
+    return (UpgradeEnded(target, False, text, ghost=True), journal)
 
 
 _HANDLERS = {

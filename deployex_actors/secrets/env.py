@@ -10,6 +10,7 @@ import base64
 import logging
 import secrets as random_source
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import bcrypt
@@ -22,6 +23,7 @@ from deployex_actors.secrets.model import (
     Secrets,
     secrets_from_mapping,
 )
+from deployex_actors.secrets.references import referenced_names
 
 if TYPE_CHECKING:
     from deployex_actors.config import Config
@@ -38,11 +40,13 @@ DEV_DEFAULTS_WARNING = (
 
 def load(config: Config, environ: Mapping[str, str]) -> Secrets:
     present = {key: environ[key] for key in KEYS if environ.get(key)}
+    # only the variables a channel names (`secret:NAME`), not the whole environment
+    extra = {name: environ[name] for name in referenced_names(config) if environ.get(name)}
     if not present and config.is_local:
         log.warning(DEV_DEFAULTS_WARNING, ", ".join(KEYS), DEV_COOKIE, DEV_PASSWORD)
-        return development_defaults()
+        return replace(development_defaults(), extra=extra)
     try:
-        return secrets_from_mapping(present, WHERE)
+        return replace(secrets_from_mapping(present, WHERE), extra=extra)
     except SecretsError as exc:
         if present or config.is_local:
             raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from deployex_actors.errors import SecretsError
 
@@ -35,6 +35,8 @@ class Secrets:
     erlang_cookie: str
     admin_hashed_password: str
     development_defaults: bool = False
+    # the source's other string values (a channel's `secret:NAME`, see secrets.references)
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:
         hidden = f"<{len(KEYS)} values hidden>"
@@ -64,6 +66,7 @@ def secrets_from_mapping(values: Mapping[str, object], where: str) -> Secrets:
         secret_key_base=str(values[SECRET_KEY_BASE]),
         erlang_cookie=str(values[ERLANG_COOKIE]),
         admin_hashed_password=str(values[ADMIN_HASHED_PASSWORD]),
+        extra={k: v for k, v in values.items() if k not in KEYS and isinstance(v, str)},
     )
 
 
