@@ -9,11 +9,13 @@ systemd sets it, and signal the main pid only (KillMode=process). What systemd i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -35,6 +37,7 @@ from tests.deployex_service import (
 from tests.systemd_unit import (
     STOP_HELPER,
     UNIT,
+    NotifyListener,
     exec_start,
     fake_systemctl,
     notify_listener,
@@ -125,20 +128,22 @@ def test_notify_does_nothing_outside_systemd_and_survives_a_gone_socket(
 
 
 @pytest.fixture
-def sleeper() -> subprocess.Popen:
-    proc = subprocess.Popen(["sleep", "120"])
+def main_process() -> Iterator[subprocess.Popen]:
+    """Stands in for the launcher: takes a second to leave after SIGUSR2, exiting 7."""
+    script = 'trap "sleep 1; exit 7" USR2; while true; do sleep 0.1; done'
+    proc = subprocess.Popen(["sh", "-c", script])
     yield proc
     proc.kill()
     proc.wait()
 
 
 def test_stop_helper_on_a_stop_job_signals_the_main_pid_and_waits_for_it(
-    tmp_path: Path, sleeper: subprocess.Popen
+    tmp_path: Path, main_process: subprocess.Popen
 ) -> None:
     env = fake_systemctl(tmp_path, "41 deployex.service stop running")
-    result = run_stop_helper(sleeper.pid, env)
+    result = run_stop_helper(main_process.pid, env)
     assert result.returncode == 0, result
-    assert sleeper.poll() == -signal.SIGUSR2  # sleep dies of SIGUSR2; the helper waited for it
+    assert main_process.poll() == 7  # it got SIGUSR2, and the helper waited until it left
     assert (tmp_path / "systemctl.args").read_text() == "list-jobs --no-legend deployex.service\n"
 
 
@@ -146,19 +151,19 @@ def test_stop_helper_on_a_stop_job_signals_the_main_pid_and_waits_for_it(
     "jobs_line", ["42 deployex.service restart running", "43 deployex.service try-restart running"]
 )
 def test_stop_helper_on_a_restart_job_leaves_the_main_pid_alone(
-    tmp_path: Path, sleeper: subprocess.Popen, jobs_line: str
+    tmp_path: Path, main_process: subprocess.Popen, jobs_line: str
 ) -> None:
-    result = run_stop_helper(sleeper.pid, fake_systemctl(tmp_path, jobs_line))
+    result = run_stop_helper(main_process.pid, fake_systemctl(tmp_path, jobs_line))
     assert result.returncode == 0 and "keep running" in result.stdout, result
-    assert sleeper.poll() is None
+    assert main_process.poll() is None
 
 
 def test_stop_helper_keeps_the_replicas_when_systemd_cannot_say_or_nothing_runs(
-    tmp_path: Path, sleeper: subprocess.Popen
+    tmp_path: Path, main_process: subprocess.Popen
 ) -> None:
-    result = run_stop_helper(sleeper.pid, fake_systemctl(tmp_path, None))
+    result = run_stop_helper(main_process.pid, fake_systemctl(tmp_path, None))
     assert result.returncode == 0 and "cannot ask systemd" in result.stderr, result
-    assert sleeper.poll() is None
+    assert main_process.poll() is None
     crashed = run_stop_helper(None, fake_systemctl(tmp_path / "crash", "1 x stop running"))
     assert crashed.returncode == 0 and "no main process" in crashed.stdout, crashed
     assert not (tmp_path / "crash" / "systemctl.args").exists()
@@ -173,6 +178,22 @@ def unit_service(tmp_path: Path, config: Path, notify_address: str) -> Service:
     env = {**os.environ, **unit_environment(), NOTIFY_SOCKET_ENV: notify_address}
     env["DEPLOYEX_CONFIG_YAML_PATH"] = str(config)
     return Service(config, tmp_path, env=env)
+
+
+@contextlib.contextmanager
+def running_like_the_unit(
+    release_dist: ReleaseDist, tmp_path: Path, replicas: int, abstract: bool = False
+) -> Iterator[tuple[Service, subprocess.Popen, NotifyListener]]:
+    """`deployex run` started as the unit starts it, `replicas` of mygleamapp 0.1.0 published;
+    the notify socket is abstract (as systemd's own is) or a path in tmp_path."""
+    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=replicas)])
+    publish(config, release_dist, "mygleamapp", "0.1.0")
+    with notify_listener(None if abstract else tmp_path) as listener:
+        svc = unit_service(tmp_path, config, listener.address)
+        try:
+            yield svc, start_like_the_unit(svc), listener
+        finally:
+            svc.kill_everything()
 
 
 def start_like_the_unit(svc: Service) -> subprocess.Popen:
@@ -198,94 +219,73 @@ def root_actor(svc: Service) -> psutil.Process:
 def test_ready_once_the_tree_answers_and_watchdog_only_while_the_root_answers(
     release_dist: ReleaseDist, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=1)])
-    publish(config, release_dist, "mygleamapp", "0.1.0")
-    with notify_listener(None) as listener:  # abstract, as systemd's own socket is
-        svc = unit_service(tmp_path, config, listener.address)
+    with running_like_the_unit(release_dist, tmp_path, 1, abstract=True) as (svc, _, listener):
+        listener.wait_for(READY)
+        assert svc.client().ping()
+        listener.wait_for(WATCHDOG, times=2, deadline_s=3 * service.HEALTH_PERIOD_S)
+        root = root_actor(svc)
+        root.suspend()  # a wedged root: the launcher's ping goes unanswered
         try:
-            start_like_the_unit(svc)
-            listener.wait_for(READY)
-            assert svc.client().ping()
-            listener.wait_for(WATCHDOG, times=2, deadline_s=3 * service.HEALTH_PERIOD_S)
-            root = root_actor(svc)
-            root.suspend()  # a wedged root: the launcher's ping goes unanswered
-            try:
-                frozen_at = time.monotonic() + ASK_TIMEOUT_S  # a ping may be on its way
-                time.sleep(2 * service.HEALTH_PERIOD_S + ASK_TIMEOUT_S)  # the silence itself
-                assert listener.since(frozen_at, WATCHDOG) == 0, listener.received
-            finally:
-                root.resume()
-            before = listener.count(WATCHDOG)
-            listener.wait_for(WATCHDOG, before + 1, deadline_s=3 * service.HEALTH_PERIOD_S)
-            assert svc.proc.poll() is None
+            frozen_at = time.monotonic() + ASK_TIMEOUT_S  # a ping may be on its way
+            time.sleep(2 * service.HEALTH_PERIOD_S + ASK_TIMEOUT_S)  # the silence itself
+            assert listener.since(frozen_at, WATCHDOG) == 0, listener.received
         finally:
-            svc.kill_everything()
+            root.resume()
+        before = listener.count(WATCHDOG)
+        listener.wait_for(WATCHDOG, before + 1, deadline_s=3 * service.HEALTH_PERIOD_S)
+        assert svc.proc.poll() is None
 
 
 @pytest.mark.slow
 def test_the_stop_path_stops_the_replicas_cleanly(
     release_dist: ReleaseDist, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=2)])
-    publish(config, release_dist, "mygleamapp", "0.1.0")
-    with notify_listener(tmp_path) as listener:
-        svc = unit_service(tmp_path, config, listener.address)
-        try:
-            launcher = start_like_the_unit(svc)
-            snapshot = svc.wait_app("mygleamapp", running(2), "2 replicas running")
-            env = fake_systemctl(tmp_path / "bin", "7 deployex.service stop running")
-            result = run_stop_helper(launcher.pid, env)
-            assert result.returncode == 0, result
-            assert launcher.wait(10) == 0
-            for replica in snapshot.replicas:
-                wait_gone(replica.pid)
-            wait_until(lambda: not svc.system_processes(), 20, "actor processes gone")
-            assert "stopping the replicas" in svc.output()
-            listener.wait_for(STOPPING, deadline_s=5)
-        finally:
-            svc.kill_everything()
+    with running_like_the_unit(release_dist, tmp_path, 2) as (svc, launcher, listener):
+        snapshot = svc.wait_app("mygleamapp", running(2), "2 replicas running")
+        env = fake_systemctl(tmp_path / "bin", "7 deployex.service stop running")
+        result = run_stop_helper(launcher.pid, env)
+        assert result.returncode == 0, result
+        assert launcher.wait(10) == 0
+        for replica in snapshot.replicas:
+            wait_gone(replica.pid)
+        wait_until(lambda: not svc.system_processes(), 20, "actor processes gone")
+        assert "stopping the replicas" in svc.output()
+        listener.wait_for(STOPPING, deadline_s=5)
 
 
 @pytest.mark.slow
 def test_restart_and_crash_keep_the_replicas_and_the_next_start_adopts_them(
     release_dist: ReleaseDist, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path, [app_entry("mygleamapp", replicas=2)])
-    publish(config, release_dist, "mygleamapp", "0.1.0")
-    with notify_listener(tmp_path) as listener:
-        svc = unit_service(tmp_path, config, listener.address)
-        try:
-            launcher = start_like_the_unit(svc)
-            before = svc.wait_app("mygleamapp", running(2), "2 replicas running")
-            pids = {r.sname: r.pid for r in before.replicas}
+    with running_like_the_unit(release_dist, tmp_path, 2) as (svc, launcher, listener):
+        before = svc.wait_app("mygleamapp", running(2), "2 replicas running")
+        pids = {r.sname: r.pid for r in before.replicas}
 
-            # systemctl restart: ExecStop on a restart job, then SIGTERM to the main pid only
-            env = fake_systemctl(tmp_path / "bin", "8 deployex.service restart running")
-            assert run_stop_helper(launcher.pid, env).returncode == 0
-            assert launcher.poll() is None
-            launcher.send_signal(signal.SIGTERM)
-            assert launcher.wait(60) == 0
-            wait_until(lambda: not svc.system_processes(), 20, "actor processes gone")
-            for replica in before.replicas:
-                assert banner(replica.ports["PORT"]) == "mygleamapp 0.1.0\n"
-            launcher = start_like_the_unit(svc)
-            svc.wait_started(2)
-            after = svc.wait_app("mygleamapp", running(2), "replicas adopted after a restart")
-            assert {r.sname: r.pid for r in after.replicas} == pids
-            assert all(r.adopted for r in after.replicas)
+        # systemctl restart: ExecStop on a restart job, then SIGTERM to the main pid only
+        env = fake_systemctl(tmp_path / "bin", "8 deployex.service restart running")
+        assert run_stop_helper(launcher.pid, env).returncode == 0
+        assert launcher.poll() is None
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(60) == 0
+        wait_until(lambda: not svc.system_processes(), 20, "actor processes gone")
+        for replica in before.replicas:
+            assert banner(replica.ports["PORT"]) == "mygleamapp 0.1.0\n"
+        launcher = start_like_the_unit(svc)
+        svc.wait_started(2)
+        after = svc.wait_app("mygleamapp", running(2), "replicas adopted after a restart")
+        assert {r.sname: r.pid for r in after.replicas} == pids
+        assert all(r.adopted for r in after.replicas)
 
-            # a crash: the main pid dies (kill -9, or systemd's watchdog SIGABRT); its actor
-            # system lives on; ExecStop runs without $MAINPID, then Restart=on-failure starts it
-            launcher.kill()
-            launcher.wait(10)
-            assert run_stop_helper(None, env).returncode == 0
-            assert svc.system_processes(), "the crashed launcher's actor system is still there"
-            start_like_the_unit(svc)
-            svc.wait_started(3)
-            after = svc.wait_app("mygleamapp", running(2), "replicas adopted after a crash")
-            assert {r.sname: r.pid for r in after.replicas} == pids
-            assert all(process_alive(pid) for pid in pids.values())
-            assert "previous launcher" in svc.output()
-            listener.wait_for(READY, times=3)
-        finally:
-            svc.kill_everything()
+        # a crash: the main pid dies (kill -9, or systemd's watchdog SIGABRT); its actor
+        # system lives on; ExecStop runs without $MAINPID, then Restart=on-failure starts it
+        launcher.kill()
+        launcher.wait(10)
+        assert run_stop_helper(None, env).returncode == 0
+        assert svc.system_processes(), "the crashed launcher's actor system is still there"
+        start_like_the_unit(svc)
+        svc.wait_started(3)
+        after = svc.wait_app("mygleamapp", running(2), "replicas adopted after a crash")
+        assert {r.sname: r.pid for r in after.replicas} == pids
+        assert all(process_alive(pid) for pid in pids.values())
+        assert "previous launcher" in svc.output()
+        listener.wait_for(READY, times=3)
