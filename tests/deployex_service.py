@@ -101,6 +101,7 @@ class Service:
     seen_replicas: set[int] = field(default_factory=set)
     sessions: set[int] = field(default_factory=set)
     env: dict[str, str] | None = None  # `deployex run`'s environment; None: the test's own
+    deployex: str = DEPLOYEX  # the `deployex` it runs (an installed one: test_installer)
 
     @property
     def config(self):
@@ -117,7 +118,7 @@ class Service:
     def start(self, *extra: str) -> subprocess.Popen:
         log = (self.tmp / "run.out").open("ab")
         proc = subprocess.Popen(
-            [DEPLOYEX, "run", "--config", str(self.config_path), *extra],
+            [self.deployex, "run", "--config", str(self.config_path), *extra],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -257,9 +258,13 @@ class Service:
 
 @contextlib.contextmanager
 def running_service(
-    config_path: Path, tmp: Path, *extra: str, env: dict[str, str] | None = None
+    config_path: Path,
+    tmp: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    deployex: str = DEPLOYEX,
 ) -> Iterator[Service]:
-    service = Service(config_path, tmp, env=env)
+    service = Service(config_path, tmp, env=env, deployex=deployex)
     try:
         service.start(*extra)
         yield service

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from deployex_actors import __version__
+from tests.beam_fixtures import ReleaseDist
+from tests.deployex_service import app_entry, publish, running_service, write_config
 from tests.systemd_unit import INSTALLER, REPO, STOP_HELPER, UNIT
 
 PYTHON = sys._base_executable  # the interpreter this suite's virtualenv was made from
@@ -73,6 +75,15 @@ def test_bad_arguments_fail_with_a_one_line_reason(
     assert result.returncode == 2
     assert reason in one_line_error(result)
     assert not (tmp_path / "root" / "opt").exists()
+
+
+@pytest.mark.skipif(not shutil.which("shellcheck"), reason="no shellcheck here")
+def test_the_scripts_pass_shellcheck() -> None:
+    result = subprocess.run(
+        ["shellcheck", str(INSTALLER), str(STOP_HELPER)], capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout
 
 
 def test_update_without_an_installation_says_so(tmp_path: Path) -> None:
@@ -142,9 +153,21 @@ def deployex_version(binary: Path) -> str:
     ).stdout.strip()  # fmt: skip
 
 
+def runs_a_replica(deployex: Path, version: str, release_dist: ReleaseDist, tmp: Path) -> None:
+    """The installed package (its own code, not this checkout's) runs DeployEx and a replica."""
+    (tmp / "run").mkdir()
+    config = write_config(tmp / "run", [app_entry("mygleamapp", replicas=1)])
+    publish(config, release_dist, "mygleamapp", "0.1.0")
+    with running_service(config, tmp / "run", env=INSTALLED_ENV, deployex=str(deployex)) as svc:
+        assert svc.status().version == version
+        svc.wait_app(
+            "mygleamapp", lambda app: [r.status for r in app.replicas] == ["running"], "running"
+        )
+
+
 @pytest.mark.slow
 def test_install_update_uninstall_and_purge_keep_what_they_promise(
-    wheels: Wheels, tmp_path: Path
+    wheels: Wheels, release_dist: ReleaseDist, tmp_path: Path
 ) -> None:
     root = tmp_path / "root"
     opt, etc, var = root / "opt/deployex", root / "etc/deployex", root / "var/lib/deployex"
@@ -192,6 +215,7 @@ def test_install_update_uninstall_and_purge_keep_what_they_promise(
     assert (var / "deployex.db").read_bytes() == b"state"
     assert (var / "service/myapp/myapp-abc123.pid").exists()
     assert 'account_name: "edited"' in yaml.read_text()
+    runs_a_replica(opt / "current/bin/deployex", wheels.bumped_version, release_dist, tmp_path)
 
     # uninstall keeps the state, the configuration and the logs; --purge removes them
     gone = run_installer("--uninstall", "--root", root)
