@@ -5,7 +5,9 @@ the multiprocTCPBase system bound to 127.0.0.1, creates the root supervisor and 
 foreground until SIGTERM/SIGINT. SIGHUP has the configuration file read again at once (passed on
 to the ConfigWatcher through the root; docs/config-watcher.md). A deliberate stop stops the
 replicas first, unless `keep_replicas` (the systemd unit uses that, so a DeployEx restart never
-restarts the apps).
+restarts the apps); SIGUSR2 stops them in any case (the unit's ExecStop on `systemctl stop`).
+Under systemd it reports READY=1, WATCHDOG=1 and STOPPING=1 (sd_notify.py;
+ops/systemd/deployex.service).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from deployex_actors.catalog import Catalog, tls_dist_optfile
 from deployex_actors.config import Config, load_config
 from deployex_actors.errors import DeployexError
 from deployex_actors.private_paths import private_folder, write_whole
+from deployex_actors.replica.pidfile import process_start_ticks
+from deployex_actors.sd_notify import READY, STOPPING, WATCHDOG, notify
 from deployex_actors.secrets import load_secrets
 from deployex_actors.secrets.references import named_secrets
 
@@ -47,9 +51,12 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
     catalog = Catalog.from_config(config)
     for folder in catalog.private_folders:
         private_folder(folder)
+    lock_path = catalog.var_path / "deployex.lock"
     if os.environ.pop(RESTART_ENV, None):
-        _wait_for_predecessor(catalog.var_path / "deployex.lock", config.actor_system_port)
-    lock = _exclusive(catalog.var_path / "deployex.lock", config)
+        _wait_for_predecessor(lock_path, config.actor_system_port)
+    else:
+        _end_orphaned_system(lock_path, config, catalog)
+    lock = _exclusive(lock_path, config)
     secrets = load_secrets(config)
     channel_secrets = named_secrets(config, secrets.extra)
     optfile = _write_tls_optfile(config, catalog)
@@ -67,9 +74,11 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
         config.multi_host,
     )
     stop, wake, reread = threading.Event(), threading.Event(), threading.Event()
+    with_replicas = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: (stop.set(), wake.set()))
     signal.signal(signal.SIGUSR1, lambda *_: wake.set())
+    signal.signal(signal.SIGUSR2, lambda *_: (with_replicas.set(), stop.set(), wake.set()))
     signal.signal(signal.SIGHUP, lambda *_: (reread.set(), wake.set()))
     try:
         root = asys.createActor("deployex_actors.actors.root.Root", globalName=GLOBAL_NAME)
@@ -89,8 +98,11 @@ def run(config_path: str | None = None, keep_replicas: bool = False) -> int:
             f"127.0.0.1:{config.actor_system_port}, logs in {catalog.log_path}",
             flush=True,
         )
+        notify(READY, WATCHDOG)  # the Boot was answered: the tree is up
         code = _serve(asys, root, stop, wake, reread)
-        if code == 0 and not keep_replicas:
+        if code != RESTART:
+            notify(STOPPING)
+        if code == 0 and (with_replicas.is_set() or not keep_replicas):
             _stop_replicas(asys, root)
     finally:
         system.shutdown(asys)
@@ -129,6 +141,7 @@ def _serve(
         try:
             answer = system.request(asys, root, messages.Ping(system.request_id()), 5)
             failures = 0
+            notify(WATCHDOG)  # only an answer feeds systemd's watchdog
             if answer.value == "restart":
                 return RESTART
         except DeployexError:
@@ -172,6 +185,32 @@ def _wait_for_predecessor(lock: Path, port: int) -> None:
                 if not system.is_listening(port):
                     return
         time.sleep(0.1)  # a bounded wait for other processes to exit, checked each round
+
+
+def _end_orphaned_system(lock: Path, config: Config, catalog: Catalog) -> None:
+    """A launcher that died (kill -9, systemd's watchdog) leaves its actor system running: it
+    still holds the lock and the port, and still supervises the replicas. Shut it down like a
+    `--keep-replicas` stop, so that this run adopts the replicas (same pids)."""
+    with open(lock, "a+") as probe:
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            probe.seek(0)
+            pids = [int(line) for line in probe.read().split() if line.isdigit()]
+        else:
+            return  # nobody holds it
+    if not pids or process_start_ticks(pids[-1]) is not None:
+        return  # its launcher lives: _exclusive says DeployEx is already running
+    print(
+        f"DeployEx's previous launcher (pid {pids[-1]}) is gone but its actor system still "
+        "runs: shutting it down; the replicas keep running and are adopted",
+        flush=True,
+    )
+    try:
+        system.shutdown(system.attach(config.actor_system_port, catalog.actor_key))
+    except DeployexError as exc:
+        log.warning("could not attach to the orphaned actor system: %s", exc)
+    _wait_for_predecessor(lock, config.actor_system_port)
 
 
 def _exclusive(path: Path, config: Config) -> Any:

@@ -101,7 +101,7 @@ class Service:
     seen_replicas: set[int] = field(default_factory=set)
     sessions: set[int] = field(default_factory=set)
     env: dict[str, str] | None = None  # `deployex run`'s environment; None: the test's own
-    command: str = DEPLOYEX  # another installation's `deployex` (a self-upgrade test)
+    deployex: str = DEPLOYEX  # the `deployex` it runs (an installed one: test_installer)
 
     @property
     def config(self):
@@ -118,7 +118,7 @@ class Service:
     def start(self, *extra: str) -> subprocess.Popen:
         log = (self.tmp / "run.out").open("ab")
         proc = subprocess.Popen(
-            [self.command, "run", "--config", str(self.config_path), *extra],
+            [self.deployex, "run", "--config", str(self.config_path), *extra],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -262,9 +262,9 @@ def running_service(
     tmp: Path,
     *extra: str,
     env: dict[str, str] | None = None,
-    command: str = DEPLOYEX,
+    deployex: str = DEPLOYEX,
 ) -> Iterator[Service]:
-    service = Service(config_path, tmp, env=env, command=command)
+    service = Service(config_path, tmp, env=env, deployex=deployex)
     try:
         service.start(*extra)
         yield service

@@ -69,7 +69,7 @@ def installed_service(
     config = write_config(tmp_path, [entry], install_path=str(layout.root), **top)
     publish(config, dist, APP, "0.1.0")
     env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **(env or {})}
-    with running_service(config, tmp_path, env=env, command=str(layout.command())) as service:
+    with running_service(config, tmp_path, env=env, deployex=str(layout.command())) as service:
         yield layout, config, service
 
 

@@ -90,7 +90,7 @@ def main() -> None:
         config = write_config(tmp, [entry], install_path=str(layout.root))
         publish(config, dist, APP, "0.1.0")
         deployex = str(layout.command())
-        with running_service(config, tmp, env=env, command=deployex) as service:
+        with running_service(config, tmp, env=env, deployex=deployex) as service:
             app = service.wait_app(APP, lambda a: len(a.replicas) == args.replicas and all(
                 r.status == "running" for r in a.replicas), "replicas running", 120)  # fmt: skip
             pids = {r.sname: r.pid for r in app.replicas}
