@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -75,7 +74,6 @@ def test_bad_arguments_fail_with_a_one_line_reason(
     assert not (tmp_path / "root" / "opt").exists()
 
 
-@pytest.mark.skipif(not shutil.which("shellcheck"), reason="no shellcheck here")
 def test_the_scripts_pass_shellcheck() -> None:
     result = subprocess.run(
         ["shellcheck", str(INSTALLER), str(STOP_HELPER)], capture_output=True, text=True,

@@ -11,7 +11,7 @@ APT_PACKAGES=(
   python3-venv
   erlang-base erlang-crypto erlang-ssl erlang-public-key erlang-asn1 erlang-runtime-tools
   erlang-tools erlang-syntax-tools erlang-parsetools erlang-inets erlang-dev erlang-eunit elixir
-  chromium tmux
+  chromium tmux shellcheck
 )
 # rebar3 is taken out of its .deb rather than installed: installing it pulls erlang-wx, GTK and
 # WebKit (+320 MB) while the package itself is one escript. build_releases.sh looks here too.
