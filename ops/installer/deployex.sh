@@ -61,7 +61,9 @@ fail() {
 
 COMMAND="" WHEEL="" VERSION="" WHEELHOUSE="" CONFIG="" PYTHON="python3" ROOT="" PURGE=""
 need_value() {
-    [ $# -ge 2 ] && [ -n "$2" ] && [[ "$2" != --* ]] || fail "$1 needs a value (see --help)" 2
+    if [ $# -lt 2 ] || [ -z "$2" ] || [[ "$2" == --* ]]; then
+        fail "$1 needs a value (see --help)" 2
+    fi
 }
 set_command() {
     [ -z "$COMMAND" ] || fail "give one command, not $COMMAND and $1 (see --help)" 2
@@ -207,8 +209,9 @@ point() {
 }
 
 install_unit() {
-    [ -f "$UNIT_SOURCE" ] && [ -f "$STOP_SOURCE" ] ||
+    if [ ! -f "$UNIT_SOURCE" ] || [ ! -f "$STOP_SOURCE" ]; then
         fail "the unit files are not next to this script ($SCRIPT_DIR/../systemd)"
+    fi
     say "systemd unit: $UNIT"
     install -d -m 0755 "$(dirname "$UNIT")" "$(dirname "$STOP_HELPER")"
     install -m 0644 "$UNIT_SOURCE" "$UNIT"
