@@ -20,7 +20,7 @@ from dashboards.components.confirm import Confirm
 from dashboards.pages.base import Page
 from deployex_actors import __version__
 from deployex_actors.private_paths import private_folder
-from deployex_actors.upgrade.install import Layout
+from deployex_actors.upgrade.install import Layout, installation_env
 from deployex_actors.upgrade.wheel import UpgradeRefused, WheelInfo, inspect_wheel, python_problem
 
 LOG_TAIL = 40  # lines of the last upgrade's progress shown
@@ -144,12 +144,11 @@ class UpgradePage(Page):
         argv = [str(command), "upgrade", *what, "--yes", "--actor", self.session.actor]
         if config.source is not None:
             argv += ["--config", str(config.source)]
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         with open(self.catalog.upgrade_log, "w") as log:  # the last upgrade's progress only
             log.write(f"{doing}, asked by {self.session.actor}\n")
             log.flush()
             subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             env=env, start_new_session=True)  # fmt: skip
+                             env=installation_env(), start_new_session=True)  # fmt: skip
         self.start.visible = self.rollback.visible = False
         self.say(f"DeployEx is {doing}. It restarts this dashboard at the end: reload the page "
                  "a few seconds later to see how it went.", "info")  # fmt: skip

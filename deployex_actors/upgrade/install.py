@@ -52,6 +52,12 @@ class Layout:
         return (self.folder(version) if version else self.current) / "bin" / "deployex"
 
 
+def installation_env() -> dict[str, str]:
+    """Our environment for running another installation's Python: without PYTHONPATH and
+    PYTHONHOME, which would make it import this one's packages (or a checkout's)."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
 def install(wheel: WheelInfo, layout: Layout, say: Callable[[str], None]) -> Path:
     """Install `wheel` as `{install_path}/{version}` beside the running version."""
     target = layout.folder(wheel.version)
@@ -115,9 +121,8 @@ def _link_or_copy(source: str, dest: str) -> None:
 
 
 def _run(argv: list[str], what: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env,
+        done = subprocess.run(argv, capture_output=True, text=True, env=installation_env(),
                               timeout=PIP_TIMEOUT_S)  # fmt: skip
     except subprocess.TimeoutExpired:
         raise UpgradeRefused(f"{what} did not finish within {PIP_TIMEOUT_S:.0f} s") from None

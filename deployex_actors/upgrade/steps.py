@@ -10,7 +10,6 @@ time, `current` is pointed back.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ import psutil
 
 from deployex_actors.config import Config
 from deployex_actors.errors import DeployexError
-from deployex_actors.upgrade.install import Layout, install, switch
+from deployex_actors.upgrade.install import Layout, install, installation_env, switch
 from deployex_actors.upgrade.wheel import UpgradeRefused, WheelInfo, inspect_wheel, python_problem
 
 COME_BACK_S = 120.0
@@ -68,9 +67,8 @@ def verify(layout: Layout, wheel: WheelInfo, config: Config, say: Say) -> None:
     argv = [str(layout.command(wheel.version)), "upgrade", "--verify"]
     if config.source is not None:
         argv += ["--config", str(config.source)]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env,
+        done = subprocess.run(argv, capture_output=True, text=True, env=installation_env(),
                               timeout=VERIFY_TIMEOUT_S)  # fmt: skip
     except subprocess.TimeoutExpired:
         raise UpgradeRefused(
