@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from deployex_actors.core.notifications import Notice
 from deployex_actors.core.status import AppSnapshot
@@ -344,3 +345,35 @@ def stamp(body: dict) -> float:
 
     iso = body.get("timestamp") or body["payload"]["timestamp"]
     return datetime.fromisoformat(iso).timestamp()
+
+
+def test_an_applied_change_of_the_channels_moves_the_notifications_to_the_new_ones(
+    release_dist: ReleaseDist, tmp_path: Path
+) -> None:
+    """The config watcher's apply reaches the Notifier: the old channel hears no more, the new
+    one hears the next crash (notifications are an `Immediate` key, docs/config-watcher.md)."""
+    with RecordingServer() as old, RecordingServer() as new:
+        config = write_config(tmp_path, [app_entry(APP, replicas=1)],
+                              notification_crash_interval_ms=1000,
+                              notifications=[{"adapter": "webhook", "url": old.url,
+                                              "events": ["crash_restart"]}])  # fmt: skip
+        publish(config, release_dist, APP, "0.1.0")
+        with running_service(config, tmp_path) as service:
+            replica = service.wait_app(APP, running(1), "1 replica running").replicas[0]
+            os.kill(replica.pid, signal.SIGKILL)
+            wait_for(old, "the first crash on the old channel",
+                     lambda: events(old, "crash_restart"))  # fmt: skip
+            document = yaml.safe_load(config.read_text())
+            document["notifications"] = [{"adapter": "webhook", "url": new.url,
+                                          "events": ["crash_restart"]}]  # fmt: skip
+            config.write_text(yaml.safe_dump(document))
+            with service.client() as dx:
+                assert dx.reload_config().state == "pending"
+                dx.apply_config("test")
+            replica = service.wait_app(APP, lambda a: running(1)(a) and a.replicas[0].pid
+                                       != replica.pid, "restarted").replicas[0]  # fmt: skip
+            os.kill(replica.pid, signal.SIGKILL)
+            wait_for(new, "the second crash on the new channel",
+                     lambda: events(new, "crash_restart"))  # fmt: skip
+            assert events(new, "crash_restart")[0]["payload"]["sname"] == replica.sname
+            assert len(events(old, "crash_restart")) == 1  # the old channel heard no more
