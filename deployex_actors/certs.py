@@ -24,14 +24,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from deployex_actors.beam.tls import CA_FILE, CERT_FILE, KEY_FILE
+from deployex_actors.beam.tls import CA_DAYS, CA_FILE, CERT_FILE, KEY_FILE, NODE_DAYS
 from deployex_actors.catalog import short_hostname
 from deployex_actors.errors import DeployexError
 from deployex_actors.private_paths import write_whole
 
 CA_KEY_FILE = "ca.key"
-NODE_DAYS = 395  # upstream's tls-distribution-certs script
-CA_DAYS = 3650
 KEY_MODE, CERT_MODE = 0o600, 0o644
 # A certificate made a moment ago must already be valid on a host whose clock is a little behind.
 CLOCK_SKEW = datetime.timedelta(minutes=5)

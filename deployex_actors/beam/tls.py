@@ -8,6 +8,9 @@ from pathlib import Path
 
 # Upstream's file names inside `otp_tls_certificates`.
 CA_FILE, CERT_FILE, KEY_FILE = "ca.crt", "deployex.crt", "deployex.key"
+# validity of what `deployex certs generate` makes, in days
+NODE_DAYS = 395  # upstream's tls-distribution-certs script
+CA_DAYS = 3650
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deployex_actors import certs
+# not deployex_actors.certs here: it loads cryptography (~10 MB), and every `deployex` command,
+# `deployex run` too, imports this module to build its parser
+from deployex_actors.beam.tls import CA_DAYS, NODE_DAYS
 
 HELP = "make certificates for mutual-TLS Erlang distribution (see docs/mtls.md)"
 
@@ -22,17 +24,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     generate.add_argument("folder", type=Path, metavar="DIR")
     generate.add_argument(
-        "--days", type=int, default=certs.NODE_DAYS,
-        help=f"validity of the node certificate (default {certs.NODE_DAYS})",
+        "--days", type=int, default=NODE_DAYS,
+        help=f"validity of the node certificate (default {NODE_DAYS})",
     )  # fmt: skip
     generate.add_argument(
-        "--ca-days", type=int, default=certs.CA_DAYS,
-        help=f"validity of the CA (default {certs.CA_DAYS})",
+        "--ca-days", type=int, default=CA_DAYS,
+        help=f"validity of the CA (default {CA_DAYS})",
     )  # fmt: skip
     generate.add_argument(
         "--name", action="append", default=[], metavar="NAME",
         help="another host name or IP address for the certificate's SAN (repeatable); "
-        f"always included: {', '.join(certs.host_names())}",
+        "always included: this host's short name and FQDN, localhost and 127.0.0.1",
     )  # fmt: skip
     mode = generate.add_mutually_exclusive_group()
     mode.add_argument(
@@ -46,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    from deployex_actors import certs
+
     plan = certs.Plan(
         folder=args.folder,
         names=tuple(dict.fromkeys([*certs.host_names(), *args.name])),
