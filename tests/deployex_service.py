@@ -216,6 +216,10 @@ class Service:
         wait_until(self._none_left_after_kill, 15, "DeployEx processes gone")
 
     def kill_everything(self) -> None:
+        # The system on the admin port now may be one the test never waited for: a DeployEx
+        # that re-executed itself (a restart, a self-upgrade) runs a new system in a new session.
+        with contextlib.suppress(AssertionError, OSError, psutil.Error):
+            self.sessions.add(os.getsid(self.admin_pid()))
         # Freeze DeployEx first, so that no Monitor starts a replica while we end them all.
         system = self.system_processes()
         for proc in [*self.procs, *system]:

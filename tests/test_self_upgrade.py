@@ -103,7 +103,7 @@ def test_upgrade_keeps_every_replica_then_rollback_returns(
                                 "--config", str(config))  # fmt: skip
             assert upgraded.returncode == 0, upgraded.stderr + upgraded.stdout
             assert service.status().version == NEW
-            after = service.app(APP)
+            after = service.wait_app(APP, serving, f"both replicas adopted by {NEW}")
             rolled = deployex(layout, "upgrade", "--rollback", "--yes", "--config", str(config))
             assert rolled.returncode == 0, rolled.stderr + rolled.stdout
             assert service.status().version == __version__
