@@ -245,3 +245,15 @@ def test_a_wheel_for_another_python_is_refused() -> None:
     assert python_problem("<3.11", (3, 11, 7)) is not None
     assert python_problem("~=3.10", (3, 11, 0)) is None
     assert python_problem("~=3.10.2", (3, 11, 0)) is not None
+
+
+def test_an_uploaded_file_name_stays_one_plain_name_in_the_uploads_folder() -> None:
+    from dashboards.pages.upgrade import upload_name
+
+    assert upload_name("deployex_actors-0.1.0-py3-none-any.whl") == (
+        "deployex_actors-0.1.0-py3-none-any.whl"
+    )  # pip needs a wheel's own name
+    assert upload_name("../../var/deployex.db") == "deployex.db"
+    assert upload_name("..") == upload_name(".") == upload_name(None) == "upload.whl"
+    assert upload_name(".hidden.whl") == "hidden.whl"
+    assert upload_name("a b$(x).whl") == "a_b__x_.whl"

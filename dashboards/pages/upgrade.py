@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -44,6 +45,13 @@ def wheel_html(wheel: WheelInfo, problem: str | None) -> str:
         "migrates a copy of the state database; the replicas keep running throughout.</p>"
     )
     return f'<div class="dx-upgrade-wheel"><table>{cells}</table>{verdict}</div>'
+
+
+def upload_name(filename: str | None) -> str:
+    """The browser's file name as one plain file name in the uploads folder: no folder part, no
+    leading dot (".", ".." or a hidden file), nothing but letters, digits and `._+-`."""
+    name = re.sub(r"[^\w.+-]", "_", Path(filename or "").name).lstrip(".")
+    return name or "upload.whl"
 
 
 class UpgradePage(Page):
@@ -85,7 +93,7 @@ class UpgradePage(Page):
 
     def _uploaded(self) -> None:
         self.start.visible, self.wheel = False, None
-        data, name = self.upload.value, Path(self.upload.filename or "upload.whl").name
+        data, name = self.upload.value, upload_name(self.upload.filename)
         if not data:
             return
         folder = self.catalog.upgrades_dir
